@@ -1,0 +1,1 @@
+"""The built-in backends, each a plugin through the same hooks as any other."""

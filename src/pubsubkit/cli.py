@@ -1,0 +1,174 @@
+"""The ``pubsubkit`` command: inspect backends, emit and tail events, list and replay dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from pubsubkit.api import default_plugin_manager, open_broker
+from pubsubkit.codec import loads
+from pubsubkit.envelope import Envelope, new_id, utcnow
+from pubsubkit.errors import PubsubkitError
+from pubsubkit.registry import Backends
+
+
+def _backends(args: argparse.Namespace) -> int:
+    b = Backends(default_plugin_manager())
+    rows = []
+    for scheme, bspec in sorted(b.brokers.items()):
+        caps = ", ".join(k for k, v in bspec.capabilities.as_dict().items() if v)
+        rows.append(("broker", scheme, bspec.distribution, caps))
+    for scheme, sspec in sorted(b.stores.items()):
+        caps = ", ".join(k for k, v in sspec.capabilities.items() if v)
+        rows.append(("store", scheme, sspec.distribution, caps))
+    if args.json:
+        print(json.dumps([dict(zip(("kind", "scheme", "distribution", "capabilities"), r, strict=True)) for r in rows]))
+        return 0
+    widths = [max(len(r[i]) for r in [("KIND", "SCHEME", "DISTRIBUTION", "CAPABILITIES"), *rows]) for i in range(4)]
+    for r in [("KIND", "SCHEME", "DISTRIBUTION", "CAPABILITIES"), *rows]:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def _emit(args: argparse.Namespace) -> int:
+    payload = loads(args.json)
+    headers = dict(h.split("=", 1) for h in args.header)
+    env = Envelope(
+        id=new_id(),
+        name=args.name,
+        payload=json.dumps(payload).encode(),
+        key=args.key,
+        occurred_at=utcnow(),
+        headers=headers,
+    )
+    with open_broker(args.url) as broker:
+        broker.emitter().publish([env])
+    print(env.id)
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    wanted = set(args.names)
+    done = threading.Event()
+    count = 0
+    with open_broker(args.url) as broker:
+        consumer = broker.transport.consumer(args.group or f"pubsubkit-tail-{new_id()}", sorted(wanted) or None)
+        signal.signal(signal.SIGINT, lambda *_: done.set())
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+        try:
+            while not done.is_set():
+                got = consumer.receive(100, 0.2)
+                for d in got:
+                    env = d.envelope
+                    if env is None:
+                        print(json.dumps({"poison": True, "error": d.error}), flush=True)
+                        continue
+                    if wanted and env.name not in wanted:
+                        continue
+                    try:
+                        payload: Any = loads(env.payload)
+                    except PubsubkitError:
+                        payload = env.payload.decode("utf-8", "replace")
+                    print(
+                        json.dumps(
+                            {
+                                "id": env.id,
+                                "name": env.name,
+                                "key": env.key,
+                                "occurred_at": env.occurred_at.isoformat(),
+                                "headers": dict(env.headers),
+                                "payload": payload,
+                            }
+                        ),
+                        flush=True,
+                    )
+                    count += 1
+                    if args.count and count >= args.count:
+                        done.set()
+                        break
+                consumer.ack(got)
+        finally:
+            consumer.close()
+    return 0
+
+
+def _dlq(args: argparse.Namespace) -> int:
+    with open_broker(args.url) as broker:
+        if args.replay:
+            for letter_id in args.replay:
+                broker.transport.replay_dead_letter(letter_id)
+                print(f"replayed {letter_id}")
+            return 0
+        letters = broker.transport.dead_letters(args.group, args.limit)
+        for dl in letters:
+            print(
+                json.dumps(
+                    {
+                        "id": dl.id,
+                        "group": dl.group,
+                        "reason": dl.reason,
+                        "attempts": dl.attempts,
+                        "original_name": dl.original_name,
+                        "message_id": dl.envelope.id if dl.envelope else None,
+                        "dead_at": dl.dead_at.isoformat() if dl.dead_at else None,
+                        "error": dl.error.splitlines()[0] if dl.error else "",
+                    }
+                )
+            )
+        if not letters:
+            print("no dead letters", file=sys.stderr)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pubsubkit", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("backends", help="list installed backends, their URL schemes and capabilities")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.set_defaults(fn=_backends)
+
+    s = sub.add_parser("emit", help="publish one event: pubsubkit emit URL NAME JSON")
+    s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
+    s.add_argument("name", help="event name, e.g. eventCreated")
+    s.add_argument("json", help="payload as a JSON object")
+    s.add_argument("--key", help="ordering key")
+    s.add_argument("--header", action="append", default=[], metavar="K=V", help="a header (repeatable)")
+    s.set_defaults(fn=_emit)
+
+    s = sub.add_parser("tail", help="print events as they arrive, one JSON line each")
+    s.add_argument("url", help="broker URL")
+    s.add_argument("names", nargs="*", help="only these event names")
+    s.add_argument("--group", help="consumer group (default: a new one, which sees the log from its start)")
+    s.add_argument("--count", type=int, default=0, help="stop after this many events")
+    s.set_defaults(fn=_tail)
+
+    s = sub.add_parser("dlq", help="list dead letters, or replay them with --replay ID")
+    s.add_argument("url", help="broker URL")
+    s.add_argument("--group", help="only this consumer group's dead letters")
+    s.add_argument("--limit", type=int, default=100)
+    s.add_argument("--replay", nargs="+", metavar="ID", help="publish these dead letters again")
+    s.set_defaults(fn=_dlq)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        rc: int = args.fn(args)
+        return rc
+    except PubsubkitError as exc:
+        print(f"pubsubkit: error: {exc}", file=sys.stderr)
+        return 2
+    except NotImplementedError as exc:
+        print(f"pubsubkit: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""What a message backend implements: a :class:`Transport` that publishes and opens :class:`Consumer`\\ s.
+
+The listener runtime (:mod:`pubsubkit.listener`) is shared by every backend: it decodes, dispatches,
+retries, dead-letters, orders per key and bounds in-flight work. A backend only moves envelopes:
+
+- :meth:`Transport.publish` returns only when the broker has confirmed every message, or raises
+  :class:`~pubsubkit.errors.PublishError`.
+- :meth:`Consumer.receive` hands out deliveries; each stays the consumer's until :meth:`Consumer.ack`,
+  :meth:`Consumer.release` or :meth:`Consumer.dead_letter` settles it. An unsettled delivery comes back
+  (to this or another member of the group) after a crash or :meth:`Consumer.close`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from pubsubkit.envelope import Envelope
+
+__all__ = ["Capabilities", "Consumer", "DeadLetter", "Delivery", "Transport"]
+
+
+@attrs.frozen
+class Capabilities:
+    """What a message backend honestly can do. Docs and the conformance suite read these flags.
+
+    :ivar ordered: messages with one key are delivered in publish order within a consumer group.
+    :ivar persistent: messages survive a restart of the broker.
+    :ivar consumer_groups: several groups each get every message; members of one group share them.
+    :ivar replay: a new consumer group sees messages published before it first subscribed (a log).
+    :ivar multi_process: producers and consumers may live in different processes.
+    :ivar dead_letter_store: dead letters can be listed and replayed through the transport.
+    :ivar restartable: the conformance suite may restart the server (needs the test-server scripts).
+    """
+
+    ordered: bool = True
+    persistent: bool = True
+    consumer_groups: bool = True
+    replay: bool = False
+    multi_process: bool = True
+    dead_letter_store: bool = False
+    restartable: bool = False
+
+    def as_dict(self) -> dict[str, bool]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Delivery:
+    """One received message, owned by the consumer until settled.
+
+    :ivar envelope: the decoded envelope, or ``None`` when the bytes could not be parsed (poison).
+    :ivar raw: the undecodable bytes when ``envelope`` is ``None``.
+    :ivar error: why the envelope could not be parsed.
+    :ivar attempt: how many times this message has been delivered to the group, this time included.
+    :ivar token: backend-private handle (offset, delivery tag, receipt handle, row id).
+    """
+
+    envelope: Envelope | None
+    attempt: int = 1
+    token: Any = None
+    raw: bytes | None = None
+    error: str | None = None
+
+    @property
+    def ordering_key(self) -> str | None:
+        return self.envelope.key if self.envelope is not None else None
+
+
+@attrs.frozen
+class DeadLetter:
+    """Why a message was given up on; stored beside the original message in the dead-letter destination."""
+
+    group: str
+    reason: str  # "poison", "failed", "fatal"
+    error: str
+    attempts: int
+    original_name: str | None
+    envelope: Envelope | None
+    raw: bytes | None = None
+    dead_at: datetime | None = None
+    id: str | None = None
+
+
+class Consumer(abc.ABC):
+    """A member of a consumer group, as the listener runtime sees it. Used from one thread at a time."""
+
+    @abc.abstractmethod
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        """Wait up to ``timeout`` seconds for at least one message; return at most ``max_messages``."""
+
+    @abc.abstractmethod
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Settle deliveries as handled: they are never delivered to this group again."""
+
+    @abc.abstractmethod
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give deliveries back unhandled, for redelivery as soon as possible (shutdown, cancelled work)."""
+
+    @abc.abstractmethod
+    def dead_letter(self, delivery: Delivery, letter: DeadLetter) -> None:
+        """Move a delivery to the dead-letter destination and settle it."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Leave the group; unsettled deliveries go back to it. Idempotent."""
+
+    def extend(self, deliveries: Sequence[Delivery], seconds: float) -> None:  # noqa: B027 - optional hook
+        """Keep long-running deliveries owned (visibility timeout, lease); a no-op where not needed."""
+
+
+class Transport(abc.ABC):
+    """A connection to one message backend, shared by the emitters and listeners of a process."""
+
+    capabilities: Capabilities = Capabilities()
+    url: str = ""
+
+    @abc.abstractmethod
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Store every envelope at the broker, in order; return once all are confirmed or raise PublishError."""
+
+    @abc.abstractmethod
+    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+        """Join consumer ``group``, interested in ``names`` (``None``: every name). May deliver other names."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~pubsubkit.errors.ConnectionLost` when the broker cannot be reached."""
+
+    def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """List stored dead letters (where ``capabilities.dead_letter_store``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list dead letters")
+
+    def replay_dead_letter(self, letter_id: str) -> None:
+        """Publish a dead letter's original message again and remove it from the dead-letter store."""
+        raise NotImplementedError(f"{type(self).__name__} cannot replay dead letters")
