@@ -143,6 +143,7 @@ class Listener:
         self._hooks = _Hooks(pm)
         self._stop = threading.Event()
         self._closed = threading.Event()
+        self._ready = threading.Event()
         self._running = threading.Lock()
         self._results: queue.SimpleQueue[tuple[_Work, str, DeadLetter | None]] = queue.SimpleQueue()
         self._lanes: list[queue.SimpleQueue[_Work | None]] = []
@@ -195,6 +196,7 @@ class Listener:
         try:
             names = None if self._fallback else self.names
             consumer = self._open(names)
+            self._ready.set()
             try:
                 self._loop(consumer)
             finally:
@@ -218,6 +220,18 @@ class Listener:
         self._stop.set()
         if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
             self._loop_thread.join(timeout if timeout is not None else self.drain_timeout + 10)
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the listener has joined its group (its subscription exists at the broker).
+
+        Brokers without replay only keep what is published after that; returns ``False`` on timeout or if
+        the listener stopped before it joined.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._ready.wait(0.05):
+            if self._closed.is_set() or (deadline is not None and time.monotonic() > deadline):
+                return False
+        return True
 
     @property
     def stopped(self) -> bool:
