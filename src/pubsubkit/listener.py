@@ -144,6 +144,7 @@ class Listener:
         self._stop = threading.Event()
         self._closed = threading.Event()
         self._ready = threading.Event()
+        self._abandon = threading.Event()
         self._running = threading.Lock()
         self._results: queue.SimpleQueue[tuple[_Work, str, DeadLetter | None]] = queue.SimpleQueue()
         self._lanes: list[queue.SimpleQueue[_Work | None]] = []
@@ -298,6 +299,7 @@ class Listener:
             self._settle(consumer, in_flight, block=True)
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
+        self._abandon.set()  # lanes skip work still queued: it is released below and may go elsewhere
         self._settle(consumer, in_flight, block=False)
         if in_flight:
             log.warning("listener %s: %d messages unfinished after drain; released", self.group, len(in_flight))
@@ -309,7 +311,7 @@ class Listener:
             try:
                 consumer.release(leftovers)
             except ConnectionLost:
-                log.warning("listener %s: could not release on close; they come back after their lease")
+                log.warning("listener %s: could not release on close; they come back after their lease", self.group)
 
     def _settle(self, consumer: Consumer, in_flight: dict[int, _Work], *, block: bool) -> None:
         items = []
@@ -329,6 +331,8 @@ class Listener:
                 acks.append(work.delivery)
             elif outcome == _Outcome.RELEASE:
                 releases.append(work.delivery)
+                if work.delivery.envelope is not None:  # settles it for observers too (the in-flight gauge)
+                    self._hooks.handled(work.delivery.envelope, self.group, "released", 0.0, work.delivery.attempt)
             else:
                 assert letter is not None
                 self._with_reconnect(functools.partial(consumer.dead_letter, work.delivery, letter))
@@ -358,6 +362,8 @@ class Listener:
             work = q.get()
             if work is None:
                 return
+            if self._abandon.is_set():
+                continue
             try:
                 outcome, letter = self._handle(work.delivery)
             except BaseException as exc:  # a bug here must not lose the message: give it back
