@@ -30,7 +30,7 @@ from pubsubkit.envelope import Envelope, Header
 from pubsubkit.errors import AlreadyProcessed, Closed, ConfigError, ConnectionLost, DecodeError
 from pubsubkit.events import UnknownEvent
 from pubsubkit.retry import RetryPolicy
-from pubsubkit.store import Store, UnitOfWork
+from pubsubkit.store import MarkProcessed, Store, UnitOfWork
 from pubsubkit.transport import Consumer, DeadLetter, Delivery, Transport
 
 __all__ = ["Handler", "Listener", "Message"]
@@ -44,17 +44,32 @@ Handler = Callable[[Any, "Message"], object]
 @attrs.define
 class Message:
     """What a handler gets besides the event: the envelope, the group, the attempt, and an inbox-aware unit of
-    work for handlers that write state."""
+    work for handlers that write state.
+
+    :ivar inbox_id: the id recorded in the group's inbox once this handler is done with the message: the
+        message id for the last (usually the only) handler of an event, ``<message id>#<position>`` for the
+        handlers before it, so that a retry runs again only the handlers that did not finish.
+    """
 
     envelope: Envelope
     group: str
     attempt: int
     store: Store | None = None
-    _uow_used: bool = False
+    inbox_id: str = ""
+    _marked: UnitOfWork | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.inbox_id:
+            self.inbox_id = self.envelope.id
 
     @property
     def id(self) -> str:
         return self.envelope.id
+
+    @property
+    def recorded(self) -> bool:
+        """Whether a unit of work of this handler committed the inbox record."""
+        return self._marked is not None and self._marked.committed
 
     def reply_headers(self) -> dict[str, str]:
         """Headers for events caused by this one: same correlation id, this message as the causation."""
@@ -71,13 +86,15 @@ class Message:
         """A unit of work that also records this message in the group's inbox, atomically with the writes.
 
         If the message was processed before, committing raises AlreadyProcessed and nothing is written; the
-        listener treats that as success.
+        listener treats that as success. Only the first unit of work a handler opens carries the record;
+        if it is abandoned, the listener records the message after the handler returns.
         """
         if self.store is None:
             raise ConfigError("Message.unit_of_work() needs a listener created with store=...")
         uow = UnitOfWork(self.store, headers=self.reply_headers())
-        uow.mark_processed(self.group, self.envelope.id)
-        self._uow_used = True
+        if self._marked is None:
+            uow.mark_processed(self.group, self.inbox_id)
+            self._marked = uow
         return uow
 
 
@@ -404,16 +421,9 @@ class Listener:
             return _Outcome.DEAD, self._letter(d, "poison", str(exc), d.attempt)
         attempt = d.attempt
         while True:
-            msg = Message(env, self.group, attempt, self.store)
             start = time.monotonic()
             try:
-                for fn in handlers:
-                    fn(event, msg)
-                if self.store is not None and not msg._uow_used:
-                    self.store.commit([_mark(self.group, env.id)])
-            except AlreadyProcessed:
-                self._hooks.handled(env, self.group, "duplicate", time.monotonic() - start, attempt)
-                return _Outcome.ACK, None
+                duplicate = self._run_handlers(handlers, event, env, attempt)
             except Exception as exc:
                 took = time.monotonic() - start
                 error = f"{type(exc).__name__}: {exc}"
@@ -430,15 +440,30 @@ class Listener:
                     return _Outcome.RELEASE, None
                 attempt += 1
                 continue
-            self._hooks.handled(env, self.group, "ok", time.monotonic() - start, attempt)
-            self.handled += 1
+            outcome = "duplicate" if duplicate else "ok"
+            self._hooks.handled(env, self.group, outcome, time.monotonic() - start, attempt)
+            if not duplicate:
+                self.handled += 1
             return _Outcome.ACK, None
 
-
-def _mark(group: str, message_id: str) -> Any:
-    from pubsubkit.store import MarkProcessed
-
-    return MarkProcessed(group, message_id)
+    def _run_handlers(self, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
+        """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""
+        store = self.store
+        last = len(handlers) - 1
+        for i, fn in enumerate(handlers):
+            inbox_id = env.id if i == last else f"{env.id}#{i}"
+            if store is not None and i < last and store.inbox_contains(self.group, inbox_id):
+                continue  # done by an earlier attempt
+            msg = Message(env, self.group, attempt, store, inbox_id)
+            try:
+                fn(event, msg)
+                if store is not None and not msg.recorded:
+                    store.commit([MarkProcessed(self.group, inbox_id)])
+            except AlreadyProcessed:
+                if i == last:
+                    return True
+                # another delivery of this message finished this handler first: go on with the next one
+        return False
 
 
 def _with_trace(exc: BaseException, error: str) -> str:

@@ -377,6 +377,7 @@ class UnitOfWork:
         self.headers = dict(headers or {})
         self.envelopes: list[Envelope] = []
         self.results: list[Doc | None] = []
+        self.committed = False
 
     def __enter__(self) -> UnitOfWork:
         return self
@@ -413,3 +414,4 @@ class UnitOfWork:
         if self.ops:
             self.results = self.store.commit(self.ops)
             self.ops = []
+        self.committed = True
