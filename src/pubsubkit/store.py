@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
+import orjson
 
 from pubsubkit.codec import Codec, default_codec
 from pubsubkit.envelope import Envelope
@@ -161,6 +162,9 @@ class Store(abc.ABC):
     def apply(self, ops: Sequence[Operation]) -> list[Doc | None]:
         """Apply every operation atomically, or none. Returns the new document of each Update (else None).
 
+        Documents and field values are plain JSON data (dicts, lists, strings, numbers, booleans, None);
+        datetimes arrive as ISO 8601 strings.
+
         Raises DuplicateError (Insert of an existing id), NotFound (Update / Delete of a missing id),
         ConditionFailed, AlreadyProcessed (MarkProcessed seen before).
         """
@@ -226,6 +230,12 @@ class Store(abc.ABC):
             return self._outbox_version
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON gives it back: stores see the same strings for datetimes, lists for tuples, whatever
+    they keep natively, so documents and the values they are queried by compare alike on every backend."""
+    return orjson.loads(orjson.dumps(value))
+
+
 def _fields_of(cls: type[Any]) -> dict[str, str]:
     """Attribute name -> stored name, for an attrs class ({} for anything else)."""
     if not attrs.has(cls):
@@ -257,10 +267,10 @@ class Collection(Generic[T]):
             raise ConfigError(f"{self.cls.__qualname__} has no field {name!r}") from None
 
     def _fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        return {self._field(k): self._conv.unstructure(v) for k, v in values.items()}
+        return {self._field(k): _plain(self._conv.unstructure(v)) for k, v in values.items()}
 
     def to_doc(self, obj: T) -> Doc:
-        doc: Doc = self._conv.unstructure(obj)
+        doc: Doc = _plain(self._conv.unstructure(obj))
         return doc
 
     def from_doc(self, doc: Doc) -> T:
