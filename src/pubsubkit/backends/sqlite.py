@@ -93,15 +93,15 @@ class _Db:
         except OSError as exc:
             raise ConfigError(f"cannot create the directory {parent} for {url}: {exc}") from exc
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         self.closed = False
 
     def conn(self) -> sqlite3.Connection:
+        if self.closed:  # before the cached connection, which would only say "closed database"
+            raise Closed(f"sqlite database {self.path} is closed")
         c: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if c is None:
-            if self.closed:
-                raise Closed(f"sqlite database {self.path} is closed")
             try:
                 c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
                 c.execute("PRAGMA journal_mode=WAL")
@@ -111,12 +111,22 @@ class _Db:
                 raise ConnectionLost(f"cannot open sqlite database {self.path}: {exc}") from exc
             self._local.conn = c
             with self._lock:
-                self._all.append(c)
+                # Threads come and go (listener lanes, request threads); close what the finished ones left.
+                for thread, old in self._all:
+                    if not thread.is_alive():
+                        with contextlib.suppress(sqlite3.Error):
+                            old.close()
+                self._all = [(t, x) for t, x in self._all if t.is_alive()]
+                self._all.append((threading.current_thread(), c))
         return c
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (BEGIN IMMEDIATE: takes the write lock up front, so no deadlock on upgrade)."""
+        """A write transaction (BEGIN IMMEDIATE: takes the write lock up front, so no deadlock on upgrade).
+
+        Ends with COMMIT, or with ROLLBACK on any error (a failed COMMIT included), so the connection never
+        stays inside a transaction. SQLite's operational errors (busy, locked, I/O) become ConnectionLost.
+        """
         c = self.conn()
         try:
             c.execute("BEGIN IMMEDIATE")
@@ -124,11 +134,14 @@ class _Db:
             raise ConnectionLost(f"sqlite database {self.path} is busy or unavailable: {exc}") from exc
         try:
             yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        else:
             c.execute("COMMIT")
+        except BaseException as exc:
+            if c.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.OperationalError):
+                raise ConnectionLost(f"sqlite database {self.path}: {exc}") from exc
+            raise
 
     def read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
         try:
@@ -139,7 +152,7 @@ class _Db:
     def close(self) -> None:
         self.closed = True
         with self._lock:
-            for c in self._all:
+            for _, c in self._all:
                 with contextlib.suppress(sqlite3.Error):
                     c.close()
             self._all.clear()
