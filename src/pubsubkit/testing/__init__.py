@@ -1,4 +1,39 @@
 """The conformance suite every pubsubkit backend runs, shipped as a pytest plugin.
 
-A backend's tests subclass the suite classes and provide a URL fixture; see docs/writing-a-plugin.md.
+A backend's tests subclass the suite classes and provide a URL fixture; see docs/writing-a-plugin.md::
+
+    from pubsubkit.testing import MessagingSuite, RepositorySuite
+
+    class TestSqliteMessaging(MessagingSuite):
+        @pytest.fixture
+        def broker_url(self, tmp_path):
+            return f"sqlite:///{tmp_path}/bus.db"
+
+Run the cases at the sizes of conformance.md with ``pytest --conformance-size full`` (or
+``PUBSUBKIT_CONFORMANCE_SIZE=full``); the default, ``quick``, shrinks the largest ones for CI.
 """
+
+import pytest
+
+# Before the suite modules are imported, so that their asserts explain failures like a test module's do.
+pytest.register_assert_rewrite(
+    "pubsubkit.testing._delivery",
+    "pubsubkit.testing._failures",
+    "pubsubkit.testing._lifecycle",
+    "pubsubkit.testing.repository",
+)
+
+from pubsubkit.testing.helpers import Collector, EventKit, ServerControl, Sizes, unique_name, wait_until  # noqa: E402
+from pubsubkit.testing.messaging import MessagingSuite  # noqa: E402
+from pubsubkit.testing.repository import RepositorySuite  # noqa: E402
+
+__all__ = [
+    "Collector",
+    "EventKit",
+    "MessagingSuite",
+    "RepositorySuite",
+    "ServerControl",
+    "Sizes",
+    "unique_name",
+    "wait_until",
+]

@@ -1,0 +1,23 @@
+"""The messaging cases of conformance.md, for every message backend.
+
+>>> class TestSqliteMessaging(MessagingSuite):
+...     @pytest.fixture
+...     def broker_url(self, tmp_path):
+...         return f"sqlite:///{tmp_path}/bus.db"
+
+Optional fixtures (see :class:`~pubsubkit.testing._base.MessagingFixtures`): ``server_control`` for the
+reconnect cases 14 and 21, ``store_url`` for the inbox of case 19, ``publish_undecodable`` for a raw poison
+message in case 18. A case that needs a capability the backend lacks is skipped with the capability named.
+"""
+
+from __future__ import annotations
+
+from pubsubkit.testing._delivery import DeliveryCases
+from pubsubkit.testing._failures import FailureCases
+from pubsubkit.testing._lifecycle import LifecycleCases
+
+__all__ = ["MessagingSuite"]
+
+
+class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases):
+    """Subclass with a ``broker_url`` fixture; the cases run against that broker."""
