@@ -37,6 +37,9 @@ __all__ = ["Handler", "Listener", "Message"]
 
 log = logging.getLogger("pubsubkit.listener")
 
+#: Longest wait for new messages while handled ones are waiting to be acknowledged, in seconds.
+_SETTLE_INTERVAL = 0.01
+
 E = TypeVar("E")
 Handler = Callable[[Any, "Message"], object]
 
@@ -283,8 +286,10 @@ class Listener:
                 free = self.max_in_flight - len(in_flight)
                 if free <= 0:
                     continue
+                # With work in flight, come back soon to settle it: acks wait for the next turn of this loop.
+                wait = min(self.poll_interval, _SETTLE_INTERVAL) if in_flight else self.poll_interval
                 try:
-                    got = consumer.receive(min(free, self.batch_size), self.poll_interval)
+                    got = consumer.receive(min(free, self.batch_size), wait)
                 except ConnectionLost as exc:
                     log.warning("listener %s: %s; retrying", self.group, exc)
                     self._stop.wait(0.5)
