@@ -30,6 +30,9 @@ from pubsubkit.testing.helpers import (
 )
 from pubsubkit.transport import Consumer, Delivery
 
+#: Seconds within which released messages must come back; leases are longer (30 s on the built-in backends).
+RELEASE_TIMEOUT = 15.0
+
 
 def collect(
     consumer: Consumer, until: Callable[[list[Delivery]], bool], timeout: float = DEFAULT_TIMEOUT, batch: int = 10
@@ -197,12 +200,17 @@ class LifecycleCases(MessagingFixtures):
         taken = collect(a, lambda got: len(got) >= 10)
         assert not duplicates(ids_of(taken))
         a.ack(taken[:5])
+        released = set(ids_of(taken[5:7]))
+        a.release(taken[5:7])
+        # Well within any lease: a message that only comes back when its lease runs out was not released.
+        again = collect(a, lambda got: released <= set(ids_of(got)), timeout=RELEASE_TIMEOUT)
+        assert not set(ids_of(again)) & set(ids_of(taken[:5])), "an acknowledged message came back"
         a.close()
         a.close()  # idempotent
         acked = set(ids_of(taken[:5]))
         b = open_brokers().transport.consumer(group, [kit.name("ping")])
         try:
-            rest = collect(b, lambda got: set(all_ids) - acked <= set(ids_of(got)))
+            rest = collect(b, lambda got: set(all_ids) - acked <= set(ids_of(got)), timeout=RELEASE_TIMEOUT)
             assert not duplicates(ids_of(rest))
             assert set(ids_of(rest)) == set(all_ids) - acked, "an acknowledged message came back"
             b.ack(rest)
