@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,7 @@ class TestSqliteMessaging(MessagingSuite):
     @pytest.fixture
     def publish_undecodable(self, tmp_path: Path) -> Callable[[str, str | None], None]:
         def publish(name: str, key: str | None) -> None:
-            with sqlite3.connect(tmp_path / "bus.db") as db:
+            with contextlib.closing(sqlite3.connect(tmp_path / "bus.db")) as db, db:
                 db.execute(
                     "INSERT INTO pk_messages(id, name, key, occurred_at, headers, payload) VALUES (?,?,?,?,?,?)",
                     (new_id(), name, key, "not a time", b"{broken headers", b"\xff\xfe"),

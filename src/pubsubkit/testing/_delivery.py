@@ -30,6 +30,16 @@ def emit_in_chunks(emitter: Emitter, events: Sequence[tuple[Any, str | None]], c
     return out
 
 
+def assert_same_envelope(got: Envelope, sent: Envelope) -> None:
+    """What a consumer got is what was published: id, name, key, payload bytes, headers and time (to 1 ms)."""
+    assert got.id == sent.id
+    assert got.name == sent.name
+    assert got.key == sent.key
+    assert got.payload == sent.payload
+    assert {h: got.headers.get(h) for h in sent.headers} == dict(sent.headers), "headers changed on the way"
+    assert abs(got.occurred_at - sent.occurred_at) < timedelta(milliseconds=1)
+
+
 def assert_exactly(calls: Sequence[Received], expected: Sequence[str], who: str = "the subscriber") -> None:
     """Every expected id handled exactly once, and nothing else."""
     got = [c.id for c in calls]
@@ -63,11 +73,7 @@ class DeliveryCases(MessagingFixtures):
         for event, env in sent:
             rec = by_id[env.id]
             assert rec.event == event
-            assert rec.envelope.name == env.name
-            assert rec.envelope.key == env.key
-            assert rec.envelope.payload == env.payload
-            assert {h: rec.envelope.headers.get(h) for h in env.headers} == dict(env.headers)
-            assert abs(rec.envelope.occurred_at - env.occurred_at) < timedelta(milliseconds=1)
+            assert_same_envelope(rec.envelope, env)
             assert rec.group == kit.name("g")
 
     def test_02_concurrent_publish(

@@ -50,6 +50,11 @@ def collect(
     return got
 
 
+def join_group(broker: Broker, group: str, names: list[str]) -> None:
+    """Make ``group`` exist at the broker (its queue, subscription or offsets) without keeping a member in it."""
+    broker.transport.consumer(group, names).close()
+
+
 def ids_of(deliveries: list[Delivery]) -> list[str]:
     return [d.envelope.id for d in deliveries if d.envelope is not None]
 
@@ -116,6 +121,7 @@ class LifecycleCases(MessagingFixtures):
         ping = kit.event_type()
         group = kit.name("g")
         got = Collector()
+        join_group(broker, group, [kit.name("ping")])  # brokers without replay keep only what comes after this
         published: list[str] = []
         publishing = threading.Thread(
             target=lambda: published.extend(
@@ -195,8 +201,8 @@ class LifecycleCases(MessagingFixtures):
         ping = kit.event_type()
         group = kit.name("g")
         emitter = broker.emitter()
-        all_ids = [e.id for e in emitter.emit_many([ping(n=i) for i in range(20)])]
         a = broker.transport.consumer(group, [kit.name("ping")])
+        all_ids = [e.id for e in emitter.emit_many([ping(n=i) for i in range(20)])]
         taken = collect(a, lambda got: len(got) >= 10)
         assert not duplicates(ids_of(taken))
         a.ack(taken[:5])
@@ -308,16 +314,17 @@ class LifecycleCases(MessagingFixtures):
         require(broker, "multi_process", "another process cannot reach this broker")
         ping = kit.event_type()
         group = kit.name("g")
-        ids = [e.id for e in emit_in_chunks(broker.emitter(), [(ping(n=i), None) for i in range(sizes.shutdown)])]
         record = tmp_path / "handled.txt"
         record.touch()
+
+        def lines() -> list[str]:
+            return record.read_text(encoding="utf-8").splitlines()
+
         command = [sys.executable, "-m", "pubsubkit.testing._shutdown_child", broker_url, group, kit.name("ping")]
         child = subprocess.Popen([*command, str(record), "0.05"], env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
-
-            def lines() -> list[str]:
-                return record.read_text(encoding="utf-8").splitlines()
-
+            wait_until(lambda: "ready" in lines(), what="the child to join its group")
+            ids = [e.id for e in emit_in_chunks(broker.emitter(), [(ping(n=i), None) for i in range(sizes.shutdown)])]
             wait_until(lambda: sum(x.startswith("done ") for x in lines()) >= 5, what="the child to handle 5")
             child.send_signal(signal.SIGTERM)
             assert child.wait(DEFAULT_TIMEOUT) == 0
