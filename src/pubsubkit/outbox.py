@@ -65,7 +65,9 @@ class OutboxRelay:
         self.store.outbox_mark_sent([e.seq for e in entries])
         self.relayed += len(entries)
         if self._hook is not None:
-            self._hook(count=len(entries), pending=len(entries), url=self._url)
+            # A short batch was all there was; after a full one, count what waits behind it.
+            waiting = len(entries) if len(entries) < self.batch_size else len(entries) + self.store.outbox_count()
+            self._hook(count=len(entries), pending=waiting, url=self._url)
         return len(entries)
 
     def drain(self, timeout: float = 30.0) -> None:
