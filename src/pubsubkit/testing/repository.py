@@ -85,8 +85,12 @@ class RepositorySuite(CommonFixtures):
         return f"memory://{unique_name('relay')}"
 
     @pytest.fixture
-    def pm(self) -> pluggy.PluginManager:
-        return get_plugin_manager(metrics_registry=CollectorRegistry())
+    def metrics_registry(self) -> CollectorRegistry:
+        return CollectorRegistry()
+
+    @pytest.fixture
+    def pm(self, metrics_registry: CollectorRegistry) -> pluggy.PluginManager:
+        return get_plugin_manager(metrics_registry=metrics_registry)
 
     @pytest.fixture
     def open_stores(self, pm: pluggy.PluginManager, kit: EventKit) -> Iterator[Callable[[str], Store]]:
@@ -250,6 +254,7 @@ class RepositorySuite(CommonFixtures):
         open_stores: Callable[[str], Store],
         relay_broker_url: str,
         pm: pluggy.PluginManager,
+        metrics_registry: CollectorRegistry,
         kit: EventKit,
     ) -> None:
         """Documents and events commit together or not at all; after a crash the relay publishes them in order."""
@@ -303,11 +308,18 @@ class RepositorySuite(CommonFixtures):
         try:
             got = Collector()
             listeners.start(broker, kit.name("g"), [(booked, got)])
-            relay = OutboxRelay(reopened, broker.emitter(), pm)
+            relay = OutboxRelay(reopened, broker.emitter(), pm, batch_size=2)
+
+            def sample(name: str) -> float | None:
+                return metrics_registry.get_sample_value(name)
+
+            assert relay.relay_once() == 2
+            assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (2, len(sent) - 2)
             relay.drain()
             got.wait_for(e.id for e in sent)
             assert reopened.outbox_count() == 0
             assert relay.relay_once() == 0
+            assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (len(sent), 0)
 
             relay.start()  # a running relay is woken by commits
             with reopened.unit_of_work() as uow:
