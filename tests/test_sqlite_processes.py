@@ -24,7 +24,7 @@ COUNT = 10_000
 TIMEOUT = 600.0
 
 sys.path.insert(0, str(PROCS))
-from shared import applied  # noqa: E402
+from proc_model import applied  # noqa: E402
 
 
 def lines(path: Path) -> list[str]:

@@ -12,7 +12,7 @@ import sys
 import threading
 from pathlib import Path
 
-from shared import Applied, Ticked, applied
+from proc_model import Applied, Ticked, applied
 
 import pubsubkit
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from shared import Ticked
+from proc_model import Ticked
 
 import pubsubkit
 
