@@ -1,0 +1,1 @@
+"""What both services' HTTP layers share: problem details, JSON bodies, request context, operations routes."""
