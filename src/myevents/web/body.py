@@ -32,7 +32,12 @@ def json_body(req: falcon.Request) -> Any:
     if media_type not in JSON_TYPES:
         got = f"got {media_type!r}" if media_type else "no Content-Type was sent"
         raise Problem(415, f"send the body as application/json ({got})", kind="unsupported-media-type")
-    data = req.bounded_stream.read(limit + 1)
+    if length is None and req.env.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length; servers that mark their input terminated (gunicorn does) end
+        # the stream with the body, so it can be read up to the limit without blocking.
+        data = req.stream.read(limit + 1)
+    else:
+        data = req.bounded_stream.read(limit + 1)
     if len(data) > limit:
         raise too_large
     if not data.strip():
