@@ -50,7 +50,8 @@ def create_service(config: Config, backends: Backends | None = None) -> Service:
     backends = backends or open_backends(config.broker_url, config.store_url)
     ledger = Ledger(backends.store, BookingMetrics(backends.registry))
     projector = Projector(ledger)
-    listener = backends.broker.listener(GROUP, store=backends.store)
+    # A receive waits at most poll_interval before the loop checks for stop: it bounds how long shutdown waits.
+    listener = backends.broker.listener(GROUP, store=backends.store, poll_interval=0.1)
     projector.subscribe(listener)
     workers: list[Worker] = [
         TaskWorker(projector.catch_up, name="catch-up"),
