@@ -21,6 +21,9 @@ _PLAUSIBLE_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 access_log = logging.getLogger("myevents.access")
 
+# Probed every few seconds by orchestrators and scrapers: logged only at debug level unless they fail.
+_QUIET_ROUTES = frozenset({"/health", "/ready", "/metrics"})
+
 
 class RequestContext:
     """Falcon middleware. ``req.context.correlation_id`` and ``req.context.max_body`` are set for responders."""
@@ -57,7 +60,8 @@ class RequestContext:
         status = resp.status_code
         self.requests.labels(route, req.method, str(status)).inc()
         self.seconds.labels(route).observe(took)
-        access_log.info(
+        access_log.log(
+            logging.DEBUG if route in _QUIET_ROUTES and status < 400 else logging.INFO,
             "%s %s %d",
             req.method,
             req.path,
