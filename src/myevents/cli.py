@@ -61,6 +61,7 @@ def _serve(args: argparse.Namespace) -> int:
     from myevents.server import check_backends, child_command, supervise
 
     configs = [_load("events", args, args.event_bind), _load("booking", args, args.booking_bind)]
+    logs.configure("myevents", configs[0].log_level)
     for cfg in configs:
         check_backends(cfg)
     commands = [
