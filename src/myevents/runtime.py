@@ -12,11 +12,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import attrs
-import pluggy
 from prometheus_client import CollectorRegistry
 
 import pubsubkit
-from myevents.web.problems import WebApp
+from myevents.web import WebApp
 
 __all__ = [
     "Backends",
@@ -35,12 +34,11 @@ log = logging.getLogger("myevents.runtime")
 
 @attrs.define
 class Backends:
-    """A service's broker and store, opened on one plugin manager whose metrics go to ``registry``."""
+    """A service's broker and store, whose metrics (and the service's own) go to ``registry``."""
 
     broker: pubsubkit.Broker
     store: pubsubkit.Store
     registry: CollectorRegistry
-    pm: pluggy.PluginManager
 
     def close(self) -> None:
         self.store.close()
@@ -57,7 +55,7 @@ def open_backends(broker_url: str, store_url: str) -> Backends:
     except BaseException:
         broker.close()
         raise
-    return Backends(broker, store, registry, pm)
+    return Backends(broker, store, registry)
 
 
 @attrs.frozen
@@ -92,6 +90,7 @@ class RelayWorker:
 
     def stop(self) -> None:
         self.relay.stop()
+        self._started = False
 
     def alive(self) -> bool:
         return self._started
@@ -177,7 +176,8 @@ class Service:
         return self
 
     def close(self) -> None:
-        """Stop the listener first (it drains), then the relay, then close the backends. Idempotent."""
+        """Stop the workers in order (the booking service's listener drains before its relay stops), then close
+        the backends. Idempotent."""
         with self._lock:
             if self._closed:
                 return

@@ -11,7 +11,7 @@ from myevents_support import make_config
 import pubsubkit
 from myevents import booking, events
 from myevents.runtime import Service
-from myevents.web.problems import WebApp
+from myevents.web import WebApp
 
 
 @pytest.fixture(params=["events", "booking"])

@@ -21,9 +21,9 @@ from myevents.runtime import (
     open_backends,
     probes,
 )
+from myevents.web import WebApp
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
-from myevents.web.problems import WebApp
 
 __all__ = ["BookingDeps", "create_app", "create_service"]
 

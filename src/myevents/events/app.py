@@ -13,9 +13,9 @@ from myevents.events.resources import (
     LocationsResource,
 )
 from myevents.runtime import Backends, Deps, RelayWorker, Service, Worker, open_backends, probes
+from myevents.web import WebApp
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
-from myevents.web.problems import WebApp
 
 __all__ = ["create_app", "create_service"]
 

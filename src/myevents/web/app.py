@@ -9,9 +9,8 @@ import falcon.media
 import orjson
 from prometheus_client import CollectorRegistry
 
-from myevents.web import problems
+from myevents.web import WebApp, problems
 from myevents.web.middleware import RequestContext
-from myevents.web.problems import WebApp
 
 __all__ = ["new_app"]
 

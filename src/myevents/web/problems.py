@@ -10,17 +10,15 @@ from __future__ import annotations
 import http
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeAlias
+from typing import Any
 
 import falcon
 import orjson
 
 import pubsubkit
+from myevents.web import WebApp
 
-__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "WebApp", "install"]
-
-#: A Falcon WSGI app (the type is generic over its request and response classes).
-WebApp: TypeAlias = "falcon.App[falcon.Request, falcon.Response]"
+__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "install"]
 
 log = logging.getLogger("myevents.http")
 
@@ -57,7 +55,10 @@ class Problem(falcon.HTTPError):
 
 def _document(exc: falcon.HTTPError) -> dict[str, Any]:
     code = exc.status_code
-    phrase = http.HTTPStatus(code).phrase if code in http.HTTPStatus._value2member_map_ else "Error"
+    try:
+        phrase = http.HTTPStatus(code).phrase
+    except ValueError:
+        phrase = "Error"
     kind = exc.kind if isinstance(exc, Problem) else None
     title = exc.title if isinstance(exc, Problem) else phrase  # falcon's own titles repeat the status code
     doc: dict[str, Any] = {
@@ -83,9 +84,9 @@ def _serialize(req: falcon.Request, resp: falcon.Response, exc: falcon.HTTPError
     resp.data = orjson.dumps(doc)
 
 
-def _raise(status: int, kind: str, headers: Mapping[str, str] | None = None) -> Any:
+def _raise(status: int, kind: str) -> Any:
     def handler(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
-        raise Problem(status, str(ex), kind=kind, headers=headers) from ex
+        raise Problem(status, str(ex), kind=kind) from ex
 
     return handler
 
