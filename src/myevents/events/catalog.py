@@ -115,7 +115,7 @@ class Catalog:
         changes: dict[str, object] = {
             k: v
             for k, v in attrs.asdict(patch, recurse=False).items()
-            if v is not None and k not in ("id", "cancelled")
+            if v is not None and k in ("name", "address", "country", "open_time", "close_time")
         }
         if patch.halls is not None:
             changes["halls"] = _halls(patch.halls)
@@ -142,7 +142,8 @@ class Catalog:
                 uow.update(
                     self.locations,
                     id,
-                    set={"cancelled": True, "version": cur.version + 1},
+                    set={"cancelled": True},
+                    inc={"version": 1},
                     expect={"cancelled": False, "active_events": 0},
                 )
                 uow.emit(contracts.LocationCancelled(id), key=id, headers=headers)
@@ -210,9 +211,7 @@ class Catalog:
         cur = self.event(id)
         try:
             with self.store.unit_of_work() as uow:
-                uow.update(
-                    self.events, id, set={"cancelled": True, "version": cur.version + 1}, expect={"cancelled": False}
-                )
+                uow.update(self.events, id, set={"cancelled": True}, inc={"version": 1}, expect={"cancelled": False})
                 uow.update(self.locations, cur.location_id, inc={"active_events": -1})
                 uow.emit(contracts.EventCancelled(id), key=id, headers=headers)
         except pubsubkit.ConditionFailed:
