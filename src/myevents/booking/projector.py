@@ -92,7 +92,7 @@ class Projector:
                     "duration": ev.duration,
                 }
                 uow.update(self.events, ev.id, set=changes)
-        if location is None:
+        if current is None and location is None:
             log.info("event %s arrived before its location %s", ev.id, ev.location_id)
             self.sync_capacity(ev.id)
 
