@@ -40,9 +40,23 @@ def check_backends(config: Config) -> None:
     open_backends(config.broker_url, config.store_url).close()
 
 
+# Ctrl-C reaches a worker several times (from the terminal, then from its master, which ``serve`` may have
+# signalled too); gunicorn answers each with sys.exit(), which would cut the listener's drain short.
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+
+def _worker_int(worker: Any) -> None:
+    """In the worker, on its first SIGINT or SIGQUIT: the shutdown has begun, further signals add nothing."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def _worker_exit(server: Any, worker: Any) -> None:
+    """Close the worker's service (the master runs this hook too, with no service: it does nothing there)."""
     service: Service | None = getattr(server.app, "service", None)
     if service is not None:
+        for sig in _SHUTDOWN_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         service.close()
 
 
@@ -66,6 +80,7 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
             "logconfig_dict": logs.logconfig_dict(c.service, c.log_level),
             "loglevel": c.log_level,
             "accesslog": None,  # the app logs each request itself, as JSON with its correlation id
+            "worker_int": _worker_int,
             "worker_exit": _worker_exit,
             "certfile": c.certfile,
             "keyfile": c.keyfile,
