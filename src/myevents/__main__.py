@@ -1,0 +1,5 @@
+import sys
+
+from myevents.cli import main
+
+sys.exit(main())

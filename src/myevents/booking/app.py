@@ -1,0 +1,62 @@
+"""The booking service: bookings against its own copy of events, built only from the events it hears."""
+
+from __future__ import annotations
+
+import attrs
+
+from myevents.booking.ledger import Ledger
+from myevents.booking.metrics import BookingMetrics
+from myevents.booking.openapi import document
+from myevents.booking.projector import GROUP, Projector
+from myevents.booking.resources import BookingResource, EventBookingsResource, EventResource, UserBookingsResource
+from myevents.config import Config
+from myevents.runtime import (
+    Backends,
+    Deps,
+    ListenerWorker,
+    RelayWorker,
+    Service,
+    TaskWorker,
+    Worker,
+    open_backends,
+    probes,
+)
+from myevents.web import WebApp
+from myevents.web.app import new_app
+from myevents.web.ops import ops_routes
+
+__all__ = ["BookingDeps", "create_app", "create_service"]
+
+
+@attrs.frozen
+class BookingDeps(Deps):
+    ledger: Ledger
+
+
+def create_app(config: Config, deps: BookingDeps) -> WebApp:
+    ledger = deps.ledger
+    routes = {
+        "/events/{id}": EventResource(ledger),
+        "/events/{id}/bookings": EventBookingsResource(ledger),
+        "/users/{id}/bookings": UserBookingsResource(ledger),
+        "/bookings/{id}": BookingResource(ledger),
+        **ops_routes(deps.probes, deps.backends.registry, document()),
+    }
+    return new_app(deps.backends.registry, config.max_body_bytes, routes)
+
+
+def create_service(config: Config, backends: Backends | None = None) -> Service:
+    """The app with its backends, its listener (group ``booking``), its outbox relay and a catch-up pass."""
+    backends = backends or open_backends(config.broker_url, config.store_url)
+    ledger = Ledger(backends.store, BookingMetrics(backends.registry))
+    projector = Projector(ledger)
+    # A receive waits at most poll_interval before the loop checks for stop: it bounds how long shutdown waits.
+    listener = backends.broker.listener(GROUP, store=backends.store, poll_interval=0.1)
+    projector.subscribe(listener)
+    workers: list[Worker] = [
+        TaskWorker(projector.catch_up, name="catch-up"),
+        ListenerWorker(listener),
+        RelayWorker(backends.broker.relay(backends.store)),
+    ]
+    app = create_app(config, BookingDeps(backends, probes(backends, workers), ledger))
+    return Service("booking", app, backends, workers)

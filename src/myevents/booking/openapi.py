@@ -1,0 +1,89 @@
+"""The booking service's OpenAPI 3.1 document (the test suite checks it against the route table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from myevents.web.openapi import document as build
+from myevents.web.openapi import json_response, op, path_param, ref
+
+__all__ = ["document"]
+
+_BOOKING = {
+    "type": "object",
+    "properties": {
+        "ID": {"type": "string"},
+        "EventID": {"type": "string"},
+        "UserID": {"type": "string"},
+        "Seats": {"type": "integer"},
+        "Date": {"type": "integer", "description": "Unix seconds"},
+        "Cancelled": {"type": "boolean"},
+    },
+}
+_BOOKING_IN = {
+    "type": "object",
+    "description": "Field names match case-insensitively; unknown fields are refused.",
+    "required": ["Seats"],
+    "properties": {
+        "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
+        "UserID": {"type": "string", "default": "anonymous"},
+    },
+}
+_EVENT = {
+    "type": "object",
+    "properties": {
+        "ID": {"type": "string"},
+        "Name": {"type": "string"},
+        "LocationID": {"type": "string"},
+        "StartDate": {"type": "integer"},
+        "EndDate": {"type": "integer"},
+        "Duration": {"type": "integer"},
+        "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
+        "SeatsLeft": {"type": "integer"},
+        "Cancelled": {"type": "boolean"},
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    booking, bookings = ref("Booking"), {"type": "array", "items": ref("Booking")}
+    event_id = [path_param("id", "the event's ID")]
+    paths = {
+        "/events/{id}": {
+            "parameters": event_id,
+            "get": op("The booking service's copy of an event", {"200": json_response("Event", ref("Event"))}, 404),
+        },
+        "/events/{id}/bookings": {
+            "parameters": event_id,
+            "get": op(
+                "Bookings of an event, cancelled ones included", {"200": json_response("Bookings", bookings)}, 404
+            ),
+            "post": op(
+                "Book seats; emits eventBooked. 409 when not enough seats are left or the event is cancelled",
+                {"201": json_response("Booked", booking)},
+                404,
+                409,
+                body=ref("BookingRequest"),
+            ),
+        },
+        "/users/{id}/bookings": {
+            "parameters": [path_param("id", "the user's ID")],
+            "get": op("Bookings of a user", {"200": json_response("Bookings", bookings)}),
+        },
+        "/bookings/{id}": {
+            "parameters": [path_param("id", "the booking's ID")],
+            "get": op("One booking", {"200": json_response("Booking", booking)}, 404),
+            "delete": op(
+                "Cancel a booking, freeing its seats; emits bookingCancelled",
+                {"200": json_response("Cancelled", booking)},
+                404,
+                409,
+            ),
+        },
+    }
+    return build(
+        "MyEvents booking service",
+        "Bookings, answered from the service's own copy of events and locations (built from the events it hears).",
+        paths,
+        {"Booking": _BOOKING, "BookingRequest": _BOOKING_IN, "Event": _EVENT},
+    )

@@ -1,0 +1,95 @@
+"""The ``myevents`` command: ``serve`` (both services), ``event-service``, ``booking-service``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from myevents import config, logs
+from myevents.config import DEFAULT_BINDS, Config, Service
+from pubsubkit import PubsubkitError
+
+__all__ = ["main"]
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="a config.json with the original's keys (or MYEVENTS_CONFIG)")
+    p.add_argument("--data-dir", metavar="DIR", help="where embedded SQLite keeps its files (default ./data)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes per service (default 1)")
+    p.add_argument("--certfile", metavar="FILE", help="TLS certificate (PEM); with --keyfile, serve HTTPS")
+    p.add_argument("--keyfile", metavar="FILE", help="TLS private key (PEM)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="myevents", description="The MyEvents event and booking services.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="run both services (embedded SQLite unless configured otherwise)")
+    _common(serve)
+    serve.add_argument("--event-bind", metavar="HOST:PORT", default=DEFAULT_BINDS["events"])
+    serve.add_argument("--booking-bind", metavar="HOST:PORT", default=DEFAULT_BINDS["booking"])
+    for name, service in (("event-service", "events"), ("booking-service", "booking")):
+        p = sub.add_parser(name, help=f"run the {service} service alone")
+        _common(p)
+        p.add_argument("--bind", metavar="HOST:PORT", help=f"listen address (default {DEFAULT_BINDS[service]})")
+    return parser
+
+
+def _load(service: Service, args: argparse.Namespace, bind: str | None) -> Config:
+    return config.load(
+        service,
+        config_file=args.config,
+        bind=bind,
+        data_dir=args.data_dir,
+        workers=args.workers,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+    )
+
+
+def _passed_on(args: argparse.Namespace, cfg: Config) -> list[str]:
+    """The flags ``serve`` gives each child, so both load the configuration it checked."""
+    out = ["--data-dir", cfg.data_dir]
+    for flag in ("config", "workers", "certfile", "keyfile"):
+        value = getattr(args, flag)
+        if value is not None:
+            out += [f"--{flag}", str(value)]
+    return out
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from myevents.server import check_backends, child_command, supervise
+
+    configs = [_load("events", args, args.event_bind), _load("booking", args, args.booking_bind)]
+    logs.configure("myevents", configs[0].log_level)
+    for cfg in configs:
+        check_backends(cfg)
+    commands = [
+        child_command(["event-service", "--bind", configs[0].bind, *_passed_on(args, configs[0])]),
+        child_command(["booking-service", "--bind", configs[1].bind, *_passed_on(args, configs[1])]),
+    ]
+    print(f"event service:   {configs[0].base_url}", flush=True)
+    print(f"booking service: {configs[1].base_url}", flush=True)
+    print(f"broker {configs[0].broker_url}; Ctrl-C stops both", flush=True)
+    return supervise(commands)
+
+
+def _one(service: Service, args: argparse.Namespace) -> int:
+    from myevents.server import ServiceApplication, check_backends
+
+    cfg = _load(service, args, args.bind)
+    check_backends(cfg)
+    logs.configure(service, cfg.log_level)
+    ServiceApplication(cfg).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        return _one("events" if args.command == "event-service" else "booking", args)
+    except PubsubkitError as exc:
+        print(f"myevents: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,261 @@
+"""Configuration of a service: defaults, the original ``config.json`` keys, environment variables, flags.
+
+Later sources win: defaults, then the config file (``--config`` or ``MYEVENTS_CONFIG``), then the original
+environment variables (``LISTEN_URL``, ``MONGO_URL``, ``AMQP_BROKER_URL``, ``KAFKA_BROKER_URLS``), then the
+simple ones (``MYEVENTS_BROKER_URL``, ``MYEVENTS_STORE_URL``, ``MYEVENTS_DATA_DIR``...), then command-line flags.
+Everything ends as two pubsubkit URLs, a broker and a store. With nothing configured both services run on
+embedded SQLite under ``./data``: ``bus.db`` (the broker they share), ``events.db`` and ``booking.db``.
+
+A mistake raises :class:`pubsubkit.ConfigError` with one line naming the key and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import attrs
+
+from myevents.web.body import DEFAULT_MAX_BODY
+from pubsubkit import ConfigError
+
+__all__ = ["DEFAULT_BINDS", "FILE_KEYS", "Config", "Service", "load"]
+
+Service = Literal["events", "booking"]
+
+DEFAULT_BINDS: Final[Mapping[str, str]] = {"events": "localhost:8181", "booking": "localhost:8282"}
+
+#: The keys a config file may hold: the original ones, then the additions.
+FILE_KEYS: Final = (
+    "databasetype",
+    "dbconnection",
+    "restfulapi_endpoint",
+    "restfulapi-tlsendpoint",
+    "message_broker_type",
+    "amqp_message_broker",
+    "kafka_message_brokers",
+    "sqs_message_broker",
+    "certfile",
+    "keyfile",
+)
+BROKER_TYPES: Final = ("amqp", "kafka", "sqs", "sqlite")
+DATABASE_TYPES: Final = ("mongodb", "dynamodb", "sqlite")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+
+# The original's defaults, used when a file picks a backend type without saying where it is.
+ORIGINAL_AMQP: Final = "amqp://guest:guest@localhost:5672"
+ORIGINAL_KAFKA: Final = ("localhost:9092",)
+ORIGINAL_MONGO: Final = "mongodb://127.0.0.1"
+MONGO_DATABASE: Final = "myevents"
+
+_BIND = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\s/]*):(?P<port>\d{1,5})")
+
+
+@attrs.frozen
+class Config:
+    """Everything one service process needs to know.
+
+    :ivar bind: ``host:port`` gunicorn listens on (with TLS when ``certfile`` and ``keyfile`` are set).
+    :ivar max_body_bytes: larger request bodies are refused with 413.
+    """
+
+    service: Service
+    broker_url: str
+    store_url: str
+    bind: str
+    data_dir: str
+    certfile: str | None = None
+    keyfile: str | None = None
+    workers: int = 1
+    threads: int = 8
+    max_body_bytes: int = DEFAULT_MAX_BODY
+    log_level: str = "info"
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
+    @property
+    def base_url(self) -> str:
+        host, _, port = self.bind.rpartition(":")
+        if host in ("", "0.0.0.0", "[::]"):
+            host = "127.0.0.1"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+
+
+def read_file(path: str) -> dict[str, Any]:
+    """The keys of a config.json, checked for names and types."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {path} does not exist: fix the path given to --config / MYEVENTS_CONFIG"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config file {path} is not readable JSON ({exc}): fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a JSON object of keys: fix the file")
+    for key, value in data.items():
+        if key not in FILE_KEYS:
+            raise ConfigError(f"config file {path}: unknown key {key!r}; known keys: {', '.join(FILE_KEYS)}")
+        if key == "kafka_message_brokers":
+            if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(
+                    f"config key kafka_message_brokers must be a list of host:port strings, got {value!r}"
+                )
+        elif not isinstance(value, str):
+            raise ConfigError(f"config key {key} must be a string, got {value!r}")
+    return data
+
+
+def _bind(value: str, source: str) -> str:
+    """``host:port`` from Go-style ``:8181``, ``0.0.0.0:8181`` or ``http://host:8181``."""
+    v = value.strip()
+    for prefix in ("http://", "https://"):
+        if v.startswith(prefix):
+            v = v[len(prefix) :].rstrip("/")
+    m = _BIND.fullmatch(v)
+    if m is None or not 0 < int(m["port"]) < 65536:
+        raise ConfigError(f"{source}: {value!r} is not host:port (e.g. localhost:8181 or :8181)")
+    return f"{m['host'] or '0.0.0.0'}:{int(m['port'])}"
+
+
+def _url(value: str, source: str) -> str:
+    if "://" not in value:
+        raise ConfigError(f"{source}: {value!r} is not a URL; expected scheme://..., e.g. sqlite:///data/bus.db")
+    return value
+
+
+def _sqlite(data_dir: str, name: str) -> str:
+    return f"sqlite:///{os.path.join(data_dir, name)}"
+
+
+def _broker_url(file: Mapping[str, Any], env: Mapping[str, str], data_dir: str) -> str:
+    if env.get("MYEVENTS_BROKER_URL"):
+        return _url(env["MYEVENTS_BROKER_URL"], "MYEVENTS_BROKER_URL")
+    kind = file.get("message_broker_type")
+    if kind is not None and kind not in BROKER_TYPES:
+        raise ConfigError(f"config key message_broker_type: {kind!r} is not one of {', '.join(BROKER_TYPES)}")
+    amqp = file.get("amqp_message_broker")
+    kafka: list[str] | None = file.get("kafka_message_brokers")
+    if env.get("AMQP_BROKER_URL") and env.get("KAFKA_BROKER_URLS"):
+        raise ConfigError("AMQP_BROKER_URL and KAFKA_BROKER_URLS are both set: unset one, or set MYEVENTS_BROKER_URL")
+    if env.get("AMQP_BROKER_URL"):
+        kind, amqp = "amqp", env["AMQP_BROKER_URL"]
+    elif env.get("KAFKA_BROKER_URLS"):
+        kind, kafka = "kafka", [h.strip() for h in env["KAFKA_BROKER_URLS"].split(",") if h.strip()]
+    if kind is None:  # the file names a broker without its type: the type is the one it names
+        kind = "amqp" if amqp else "kafka" if kafka else "sqs" if file.get("sqs_message_broker") else "sqlite"
+    if kind == "amqp":
+        return _url(amqp or ORIGINAL_AMQP, "amqp_message_broker / AMQP_BROKER_URL")
+    if kind == "kafka":
+        hosts = [h.removeprefix("kafka://") for h in (kafka or ORIGINAL_KAFKA)]
+        return "kafka://" + ",".join(hosts)
+    if kind == "sqs":
+        sqs = file.get("sqs_message_broker")
+        if not sqs:
+            raise ConfigError("message_broker_type sqs needs sqs_message_broker (an sqs:// URL) or MYEVENTS_BROKER_URL")
+        return _url(sqs, "sqs_message_broker")
+    return _sqlite(data_dir, "bus.db")
+
+
+def _store_url(service: Service, file: Mapping[str, Any], env: Mapping[str, str], data_dir: str) -> str:
+    if env.get("MYEVENTS_STORE_URL"):
+        return _url(env["MYEVENTS_STORE_URL"], "MYEVENTS_STORE_URL")
+    kind = file.get("databasetype")
+    if kind is not None and kind not in DATABASE_TYPES:
+        raise ConfigError(f"config key databasetype: {kind!r} is not one of {', '.join(DATABASE_TYPES)}")
+    conn = file.get("dbconnection")
+    if env.get("MONGO_URL"):
+        kind, conn = "mongodb", env["MONGO_URL"]
+    if kind is None and conn:
+        kind = conn.split("://", 1)[0] if "://" in conn else None
+        if kind not in ("mongodb", "mongodb+srv", "dynamodb"):
+            raise ConfigError(f"config key dbconnection: {conn!r} is not a mongodb:// or dynamodb:// URL")
+    if kind in ("mongodb", "mongodb+srv"):
+        url = _url(conn or ORIGINAL_MONGO, "dbconnection / MONGO_URL")
+        rest = url.split("://", 1)[1]
+        if "/" not in rest or rest.split("/", 1)[1].split("?", 1)[0] == "":
+            # The original kept everything in the database "myevents"; both services may share it because
+            # their collections have different names.
+            head, _, query = url.partition("?")
+            url = head.rstrip("/") + "/" + MONGO_DATABASE + (f"?{query}" if query else "")
+        return url
+    if kind == "dynamodb":
+        return conn if conn and conn.startswith("dynamodb://") else "dynamodb://"
+    return _sqlite(data_dir, f"{service}.db")
+
+
+def _tls(
+    file: Mapping[str, Any], env: Mapping[str, str], certfile: str | None, keyfile: str | None
+) -> tuple[str, str] | None:
+    cert = certfile or env.get("MYEVENTS_CERTFILE") or file.get("certfile")
+    key = keyfile or env.get("MYEVENTS_KEYFILE") or file.get("keyfile")
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise ConfigError("TLS needs both a certificate and a key: set certfile and keyfile (or --certfile/--keyfile)")
+    for name, path in (("certfile", cert), ("keyfile", key)):
+        if not os.path.isfile(path):
+            raise ConfigError(f"{name} {path} does not exist: fix the path")
+    return cert, key
+
+
+def load(
+    service: Service,
+    *,
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    bind: str | None = None,
+    data_dir: str | None = None,
+    workers: int | None = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> Config:
+    """The configuration of ``service`` from the config file, ``env`` (default: the process's) and flags."""
+    env = os.environ if env is None else env
+    path = config_file or env.get("MYEVENTS_CONFIG")
+    file = read_file(path) if path else {}
+    data = os.path.abspath(data_dir or env.get("MYEVENTS_DATA_DIR") or "data")
+    tls = _tls(file, env, certfile, keyfile)
+    if bind is not None:
+        address = _bind(bind, "--bind")
+    elif tls is not None and file.get("restfulapi-tlsendpoint"):
+        address = _bind(file["restfulapi-tlsendpoint"], "config key restfulapi-tlsendpoint")
+    elif env.get("LISTEN_URL"):
+        address = _bind(env["LISTEN_URL"], "LISTEN_URL")
+    elif file.get("restfulapi_endpoint"):
+        address = _bind(file["restfulapi_endpoint"], "config key restfulapi_endpoint")
+    else:
+        address = DEFAULT_BINDS[service]
+    n = workers if workers is not None else _int(env, "MYEVENTS_WORKERS", 1)
+    if n < 1:
+        raise ConfigError(f"workers must be at least 1, got {n}")
+    level = env.get("MYEVENTS_LOG_LEVEL", "info").lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"MYEVENTS_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
+    return Config(
+        service=service,
+        broker_url=_broker_url(file, env, data),
+        store_url=_store_url(service, file, env, data),
+        bind=address,
+        data_dir=data,
+        certfile=tls[0] if tls else None,
+        keyfile=tls[1] if tls else None,
+        workers=n,
+        log_level=level,
+    )
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is not a whole number") from None

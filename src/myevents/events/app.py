@@ -1,0 +1,41 @@
+"""The event service: events and locations, each change published through the outbox."""
+
+from __future__ import annotations
+
+from myevents.config import Config
+from myevents.events.catalog import Catalog
+from myevents.events.openapi import document
+from myevents.events.resources import (
+    EventResource,
+    EventSearchResource,
+    EventsResource,
+    LocationResource,
+    LocationsResource,
+)
+from myevents.runtime import Backends, Deps, RelayWorker, Service, Worker, open_backends, probes
+from myevents.web import WebApp
+from myevents.web.app import new_app
+from myevents.web.ops import ops_routes
+
+__all__ = ["create_app", "create_service"]
+
+
+def create_app(config: Config, deps: Deps) -> WebApp:
+    catalog = Catalog(deps.backends.store)
+    routes = {
+        "/events": EventsResource(catalog),
+        "/events/{id}": EventResource(catalog),
+        "/events/{id}/{search}": EventSearchResource(catalog),
+        "/locations": LocationsResource(catalog),
+        "/locations/{id}": LocationResource(catalog),
+        **ops_routes(deps.probes, deps.backends.registry, document()),
+    }
+    return new_app(deps.backends.registry, config.max_body_bytes, routes)
+
+
+def create_service(config: Config, backends: Backends | None = None) -> Service:
+    """The app with its backends and its outbox relay (started by ``Service.start``)."""
+    backends = backends or open_backends(config.broker_url, config.store_url)
+    workers: list[Worker] = [RelayWorker(backends.broker.relay(backends.store))]
+    app = create_app(config, Deps(backends, probes(backends, workers)))
+    return Service("events", app, backends, workers)

@@ -1,0 +1,118 @@
+"""The event service's OpenAPI 3.1 document (the test suite checks it against the route table)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from myevents.web.openapi import document as build
+from myevents.web.openapi import json_response, op, path_param, ref
+
+__all__ = ["document"]
+
+_HALL = {
+    "type": "object",
+    "required": ["name", "capacity"],
+    "properties": {
+        "name": {"type": "string"},
+        "location": {"type": "string", "description": "where in the building, e.g. second floor"},
+        "capacity": {"type": "integer", "minimum": 1},
+    },
+}
+_LOCATION = {
+    "type": "object",
+    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
+    "required": ["Name"],
+    "properties": {
+        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
+        "Name": {"type": "string"},
+        "Address": {"type": "string"},
+        "Country": {"type": "string"},
+        "OpenTime": {"type": "integer", "minimum": 0, "maximum": 24},
+        "CloseTime": {"type": "integer", "minimum": 0, "maximum": 24},
+        "Halls": {"type": "array", "items": ref("Hall")},
+        "Cancelled": {"type": "boolean", "readOnly": True},
+    },
+}
+_EVENT = {
+    "type": "object",
+    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
+    "required": ["Name", "StartDate", "EndDate", "Location"],
+    "properties": {
+        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
+        "Name": {"type": "string"},
+        "Duration": {"type": "integer", "description": "minutes"},
+        "StartDate": {"type": "integer", "description": "Unix seconds"},
+        "EndDate": {"type": "integer", "description": "Unix seconds, not before StartDate"},
+        "Location": {"description": "in requests only its ID counts", **ref("Location")},
+        "Cancelled": {"type": "boolean", "readOnly": True},
+    },
+}
+_EVENT_ID = [path_param("id", "the event's ID")]
+_LOCATION_ID = [path_param("id", "the location's ID")]
+
+
+def document() -> dict[str, Any]:
+    event, location = ref("Event"), ref("Location")
+    paths: dict[str, Any] = {
+        "/events": {
+            "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
+            "post": op(
+                "Create an event; emits eventCreated", {"201": json_response("Created", event)}, 409, body=event
+            ),
+        },
+        "/events/{id}": {
+            "parameters": _EVENT_ID,
+            "get": op("One event", {"200": json_response("The event", event)}, 404),
+            "patch": op(
+                "Change name, dates or duration; emits eventUpdated",
+                {"200": json_response("Changed", event)},
+                404,
+                409,
+                body={"type": "object", "description": "any of Name, StartDate, EndDate, Duration"},
+            ),
+            "delete": op(
+                "Cancel the event; emits eventCancelled", {"200": json_response("Cancelled", event)}, 404, 409
+            ),
+        },
+        "/events/{id}/{search}": {
+            "parameters": [
+                path_param("id", "the search criteria: name or id, in any case"),
+                path_param("search", "the exact name, or the ID"),
+            ],
+            "get": op(
+                "Find an event by name (the oldest of that name) or ID", {"200": json_response("Event", event)}, 404
+            ),
+        },
+        "/locations": {
+            "get": op("All locations", {"200": json_response("Locations", {"type": "array", "items": location})}),
+            "post": op(
+                "Create a location; emits locationCreated",
+                {"201": json_response("Created", location)},
+                409,
+                body=location,
+            ),
+        },
+        "/locations/{id}": {
+            "parameters": _LOCATION_ID,
+            "get": op("One location", {"200": json_response("The location", location)}, 404),
+            "patch": op(
+                "Change fields (Halls replaces the list); emits locationUpdated",
+                {"200": json_response("Changed", location)},
+                404,
+                409,
+                body={"type": "object", "description": "any of Name, Address, Country, OpenTime, CloseTime, Halls"},
+            ),
+            "delete": op(
+                "Cancel a location without active events; emits locationCancelled",
+                {"200": json_response("Cancelled", location)},
+                404,
+                409,
+            ),
+        },
+    }
+    return build(
+        "MyEvents event service",
+        "Events and locations. Every change is published as an event (outbox: never lost, never ahead of the data).",
+        paths,
+        {"Event": _EVENT, "Location": _LOCATION, "Hall": _HALL},
+    )

@@ -1,0 +1,138 @@
+"""Running services under gunicorn: one service per gunicorn master, and ``serve`` supervising two of them.
+
+The service (backends, relay and listener threads) is built in ``load()``, which gunicorn calls in each worker
+after the fork (``preload_app`` stays off): the master holds no thread and no connection. ``worker_exit`` closes
+the service in the worker, so SIGTERM or Ctrl-C lets the listener drain and the relay stop before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import Any
+
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+from myevents import booking, events, logs
+from myevents.config import Config
+from myevents.runtime import Service, open_backends
+
+__all__ = ["ServiceApplication", "check_backends", "supervise"]
+
+log = logging.getLogger("myevents.server")
+
+FACTORIES: dict[str, Callable[[Config], Service]] = {
+    "events": events.create_service,
+    "booking": booking.create_service,
+}
+
+# Seconds a worker has to finish its requests and drain its listener after SIGTERM.
+GRACEFUL_SECONDS = 30
+
+
+def check_backends(config: Config) -> None:
+    """Open and close the broker and the store once, so a wrong URL fails before any worker starts."""
+    open_backends(config.broker_url, config.store_url).close()
+
+
+# Ctrl-C reaches a worker several times (from the terminal, then from its master, which ``serve`` may have
+# signalled too); gunicorn answers each with sys.exit(), which would cut the listener's drain short.
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
+
+
+def _worker_int(worker: Any) -> None:
+    """In the worker, on its first SIGINT or SIGQUIT: the shutdown has begun, further signals add nothing."""
+    for sig in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _worker_exit(server: Any, worker: Any) -> None:
+    """Close the worker's service (the master runs this hook too, with no service: it does nothing there)."""
+    service: Service | None = getattr(server.app, "service", None)
+    if service is not None:
+        for sig in _SHUTDOWN_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
+        service.close()
+
+
+class ServiceApplication(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured from a :class:`Config`, serving the service it names."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.service: Service | None = None
+        super().__init__(prog=f"myevents {config.service}")
+
+    def load_config(self) -> None:
+        c = self.config
+        settings: dict[str, Any] = {
+            "bind": [c.bind],
+            "workers": c.workers,
+            "worker_class": "gthread",
+            "threads": c.threads,
+            "proc_name": f"myevents-{c.service}",
+            "graceful_timeout": GRACEFUL_SECONDS,
+            "logconfig_dict": logs.logconfig_dict(c.service, c.log_level),
+            "loglevel": c.log_level,
+            "accesslog": None,  # the app logs each request itself, as JSON with its correlation id
+            "worker_int": _worker_int,
+            "worker_exit": _worker_exit,
+            "certfile": c.certfile,
+            "keyfile": c.keyfile,
+            # Two masters on one machine must not fight over one default control socket path.
+            "control_socket_disable": True,
+        }
+        for key, value in settings.items():
+            if value is not None and key in self.cfg.settings:
+                self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        self.service = FACTORIES[self.config.service](self.config).start()
+        return self.service.app
+
+
+def supervise(commands: Sequence[Sequence[str]], stop_timeout: float = 2 * GRACEFUL_SECONDS + 15) -> int:
+    """Run each command as a child process until a signal or a child's exit; then stop them all.
+
+    SIGINT and SIGTERM are passed on to the children. Returns 0 when every child exited with 0.
+    """
+    procs = [subprocess.Popen(list(cmd)) for cmd in commands]
+    stopping: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    failed = False
+    deadline: float | None = None
+    try:
+        while any(p.poll() is None for p in procs):
+            if not stopping and any(p.poll() is not None for p in procs):
+                failed = True
+                log.error("a service exited on its own; stopping the other")
+                forward(signal.SIGTERM, None)
+            if stopping and deadline is None:
+                deadline = time.monotonic() + stop_timeout
+            if deadline is not None and time.monotonic() > deadline:
+                for p in procs:
+                    p.kill()
+                failed = True
+            time.sleep(0.1)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    codes = [p.wait() for p in procs]
+    return 1 if failed or any(codes) else 0
+
+
+def child_command(args: Sequence[str]) -> list[str]:
+    """The command line running ``myevents <args>`` with this interpreter."""
+    return [sys.executable, "-m", "myevents", *args]

@@ -1,0 +1,27 @@
+"""The Falcon application both services start from: middleware, JSON, problem details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import falcon
+import falcon.media
+import orjson
+from prometheus_client import CollectorRegistry
+
+from myevents.web import WebApp, problems
+from myevents.web.middleware import RequestContext
+
+__all__ = ["new_app"]
+
+
+def new_app(registry: CollectorRegistry, max_body: int, routes: Mapping[str, object]) -> WebApp:
+    """A WSGI app serving ``routes`` (path template -> resource), with errors as problem details."""
+    app = falcon.App(middleware=[RequestContext(registry, max_body)])
+    json = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
+    app.resp_options.media_handlers[falcon.MEDIA_JSON] = json
+    app.req_options.strip_url_path_trailing_slash = True
+    problems.install(app)
+    for path, resource in routes.items():
+        app.add_route(path, resource)
+    return app

@@ -1,0 +1,48 @@
+"""Reading a JSON request body: content type, size limit, well-formedness. Nothing else reads bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+import orjson
+
+from myevents.web.problems import Problem
+
+__all__ = ["DEFAULT_MAX_BODY", "JSON_TYPES", "json_body"]
+
+DEFAULT_MAX_BODY = 64 * 1024
+
+#: Media types accepted for request bodies (``application/merge-patch+json`` is what a PATCH is).
+JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
+
+
+def json_body(req: falcon.Request) -> Any:
+    """The parsed JSON body of ``req``.
+
+    Raises a :class:`Problem`: 413 when the body (by its Content-Length, or by what was actually sent) exceeds
+    ``req.context.max_body``, 415 for another content type, 400 for an empty or malformed body.
+    """
+    limit: int = getattr(req.context, "max_body", DEFAULT_MAX_BODY)
+    too_large = Problem(413, f"the request body exceeds {limit} bytes", kind="too-large")
+    length = req.content_length
+    if length is not None and length > limit:
+        raise too_large
+    media_type = (req.content_type or "").split(";", 1)[0].strip().lower()
+    if media_type not in JSON_TYPES:
+        got = f"got {media_type!r}" if media_type else "no Content-Type was sent"
+        raise Problem(415, f"send the body as application/json ({got})", kind="unsupported-media-type")
+    if length is None and req.env.get("wsgi.input_terminated"):
+        # A chunked body has no Content-Length; servers that mark their input terminated (gunicorn does) end
+        # the stream with the body, so it can be read up to the limit without blocking.
+        data = req.stream.read(limit + 1)
+    else:
+        data = req.bounded_stream.read(limit + 1)
+    if len(data) > limit:
+        raise too_large
+    if not data.strip():
+        raise Problem(400, "the request body is empty; send a JSON object", kind="malformed")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, f"malformed JSON: {exc}", kind="malformed") from None

@@ -1,0 +1,110 @@
+"""Pieces of the OpenAPI 3.1 documents both services serve at ``/openapi.json``."""
+
+from __future__ import annotations
+
+import http
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PROBLEM_CODES", "document", "json_body", "json_response", "problems"]
+
+Schema = dict[str, Any]
+
+_PROBLEM: Schema = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "description": "urn:myevents:problem:<kind>, or about:blank"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "description": "with 422: each invalid field and why",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+#: What any route may answer besides its own codes.
+PROBLEM_CODES = (503,)
+#: What a route taking a JSON body may answer besides.
+BODY_CODES = (400, 413, 415, 422)
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_response(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def json_body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def problems(*codes: int) -> dict[str, Schema]:
+    out = {}
+    for code in sorted({*codes, *PROBLEM_CODES}):
+        out[str(code)] = {
+            "description": http.HTTPStatus(code).phrase,
+            "content": {"application/problem+json": {"schema": ref("Problem")}},
+        }
+    return out
+
+
+def op(summary: str, responses: Mapping[str, Schema], *codes: int, body: Schema | None = None) -> Schema:
+    """One operation; a ``body`` adds the request body and the codes a body can cause."""
+    doc: Schema = {"summary": summary, "responses": {**responses, **problems(*codes, *(BODY_CODES if body else ()))}}
+    if body is not None:
+        doc["requestBody"] = json_body(body)
+    return doc
+
+
+def path_param(name: str, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}, "description": description}
+
+
+_OPS_PATHS: Schema = {
+    "/health": {"get": {"summary": "Liveness", "responses": {"200": json_response("Alive", {"type": "object"})}}},
+    "/ready": {
+        "get": {
+            "summary": "Readiness: broker, store and background workers",
+            "responses": {
+                "200": json_response("Ready", ref("Readiness")),
+                "503": json_response("Not ready; checks say what failed", ref("Readiness")),
+            },
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics",
+            "responses": {"200": {"description": "Text exposition", "content": {"text/plain": {}}}},
+        }
+    },
+    "/openapi.json": {
+        "get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}
+    },
+}
+
+_READINESS: Schema = {
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ready", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+}
+
+
+def document(title: str, description: str, paths: Mapping[str, Schema], schemas: Mapping[str, Schema]) -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1.0.0", "description": description},
+        "paths": {**paths, **_OPS_PATHS},
+        "components": {"schemas": {**schemas, "Problem": _PROBLEM, "Readiness": _READINESS}},
+    }

@@ -1,0 +1,258 @@
+"""The real thing: ``myevents`` processes under gunicorn on embedded SQLite in a temporary data directory."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from myevents_support import wait_for
+
+ORIGINAL_VARIABLES = ("LISTEN_URL", "MONGO_URL", "AMQP_BROKER_URL", "KAFKA_BROKER_URLS")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def myevents_command() -> list[str]:
+    script = Path(sys.executable).with_name("myevents")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "myevents"]
+
+
+class Proc:
+    """A ``myevents`` process with its output in files."""
+
+    def __init__(self, tmp: Path, name: str, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MYEVENTS_") and k not in ORIGINAL_VARIABLES}
+        self.out = tmp / f"{name}.out"
+        self.err = tmp / f"{name}.err"
+        with self.out.open("ab") as out, self.err.open("ab") as err:
+            self.popen = subprocess.Popen(
+                [*myevents_command(), *args], stdout=out, stderr=err, env=env, start_new_session=True
+            )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20, *, group: bool = False) -> int:
+        """Signal the process (or, as Ctrl-C in a terminal does, its whole process group) and wait for it."""
+        if group:
+            os.killpg(self.popen.pid, sig)
+        else:
+            self.popen.send_signal(sig)
+        return self.popen.wait(timeout)
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.err.read_text().splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        if p.popen.poll() is None:
+            p.popen.kill()
+            p.popen.wait()
+
+
+def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    hdrs = {"Content-Type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
+    ctx = ssl._create_unverified_context() if url.startswith("https") else None
+    try:
+        with urllib.request.urlopen(req, timeout=10, context=ctx) as r:
+            return r.status, json.loads(r.read() or b"null"), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null"), e.headers
+
+
+def wait_ready(base: str, proc: Proc, path: str = "/ready") -> None:
+    def ready() -> bool:
+        assert proc.popen.poll() is None, proc.err.read_text()[-2000:]
+        with contextlib.suppress(OSError):
+            return call("GET", base + path)[0] == 200
+        return False
+
+    wait_for(ready, timeout=20, what=f"{base}{path}")
+
+
+def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]) -> None:
+    data = str(tmp_path / "data")
+    ev_port, bk_port = free_port(), free_port()
+    ev_url, bk_url = f"http://127.0.0.1:{ev_port}", f"http://127.0.0.1:{bk_port}"
+
+    def booking_service() -> Proc:
+        p = Proc(
+            tmp_path,
+            "booking",
+            "booking-service",
+            "--bind",
+            f"127.0.0.1:{bk_port}",
+            "--data-dir",
+            data,
+            "--workers",
+            "2",
+        )
+        procs.append(p)
+        return p
+
+    events = Proc(tmp_path, "events", "event-service", "--bind", f"127.0.0.1:{ev_port}", "--data-dir", data)
+    procs.append(events)
+    booking = booking_service()
+    wait_ready(ev_url, events)
+    wait_ready(bk_url, booking)
+
+    status, loc, _ = call("POST", ev_url + "/locations", {"Name": "Club", "Halls": [{"name": "floor", "capacity": 3}]})
+    assert status == 201
+    status, ev, _ = call(
+        "POST", ev_url + "/events", {"Name": "Gig", "StartDate": 1, "EndDate": 2, "Location": {"ID": loc["ID"]}}
+    )
+    assert status == 201
+    wait_for(lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[0] == 200, what="the booking service to hear of it")
+
+    book = f"{bk_url}/events/{ev['ID']}/bookings"
+    status, first, headers = call("POST", book, {"seats": 2, "userId": "ann"}, {"X-Correlation-ID": "e2e-book-1"})
+    assert (status, headers["X-Correlation-ID"]) == (201, "e2e-book-1")
+    assert call("POST", book, {"seats": 2})[0] == 409
+    assert call("POST", book, {"seats": 1})[0] == 201
+    status, problem, _ = call("POST", book, {"seats": 1})
+    assert (status, problem["type"]) == (409, "urn:myevents:problem:sold-out")
+    assert call("DELETE", f"{bk_url}/bookings/{first['ID']}")[0] == 200
+    assert call("GET", f"{bk_url}/events/{ev['ID']}")[1]["SeatsLeft"] == 2
+    before = call("GET", book)[1]
+    assert [b["Cancelled"] for b in before] == [True, False]
+
+    assert booking.stop() == 0
+    assert any(r.get("message") == "booking service stopped" for r in booking.logs())
+    # Events published while the booking service is down wait for it on the bus.
+    status, later, _ = call(
+        "POST", ev_url + "/events", {"Name": "Encore", "StartDate": 3, "EndDate": 4, "Location": {"ID": loc["ID"]}}
+    )
+    assert status == 201
+
+    booking = booking_service()
+    wait_ready(bk_url, booking)
+    assert call("GET", book)[1] == before
+    assert call("GET", f"{bk_url}/events/{ev['ID']}")[1]["SeatsLeft"] == 2
+    wait_for(lambda: call("GET", f"{bk_url}/events/{later['ID']}")[0] == 200, what="the event made while down")
+    assert call("POST", book, {"seats": 2})[0] == 201
+    assert call("POST", book, {"seats": 1})[0] == 409
+    assert call("GET", f"{bk_url}/users/ann/bookings")[1] == [{**first, "Cancelled": True}]
+
+    # A chunked body has no Content-Length: the limit holds on what is read.
+    conn = http.client.HTTPConnection("127.0.0.1", bk_port, timeout=10)
+    conn.request(
+        "POST",
+        f"/events/{ev['ID']}/bookings",
+        body=iter([b"[" + b"1," * 40_000, b"1]"]),
+        encode_chunked=True,
+        headers={"Content-Type": "application/json"},
+    )
+    assert conn.getresponse().status == 413
+    conn.close()
+
+    assert booking.stop() == 0
+    assert events.stop(signal.SIGINT) == 0
+    booked = [r for r in booking.logs() + events.logs() if r.get("correlation_id") == "e2e-book-1"]
+    assert booked
+    assert booked[0]["logger"] == "myevents.access"
+    assert booked[0]["status"] == 201
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{tid}/children").read_text().split()]
+    return found
+
+
+def test_serve_runs_both_and_ctrl_c_stops_them(tmp_path: Path, procs: list[Proc]) -> None:
+    ev_port, bk_port = free_port(), free_port()
+    serve = Proc(
+        tmp_path,
+        "serve",
+        "serve",
+        "--event-bind",
+        f"127.0.0.1:{ev_port}",
+        "--booking-bind",
+        f"127.0.0.1:{bk_port}",
+        "--data-dir",
+        str(tmp_path / "data"),
+    )
+    procs.append(serve)
+    ev_url, bk_url = f"http://127.0.0.1:{ev_port}", f"http://127.0.0.1:{bk_port}"
+    wait_ready(ev_url, serve)
+    wait_ready(bk_url, serve)
+    printed = serve.out.read_text()
+    assert f"event service:   {ev_url}" in printed
+    assert f"booking service: {bk_url}" in printed
+    assert (tmp_path / "data" / "bus.db").exists()
+
+    loc = call("POST", ev_url + "/locations", {"Name": "Hall", "Halls": [{"name": "h", "capacity": 1}]})[1]
+    ev = call("POST", ev_url + "/events", {"Name": "x", "StartDate": 1, "EndDate": 1, "Location": {"ID": loc["ID"]}})[1]
+    wait_for(lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[0] == 200, what="the booking service to hear of it")
+
+    if Path("/proc/self/task").exists():
+        masters = _children(serve.popen.pid)
+        assert len(masters) == 2
+        for master in masters:
+            assert _threads(master) == 1  # the relay and the listener run in the workers, not in the master
+            [worker] = _children(master)
+            assert _threads(worker) > 1
+
+    assert serve.stop(signal.SIGINT, group=True) == 0
+    stopped = {r["message"] for r in serve.logs()}
+    assert {"events service stopped", "booking service stopped"} <= stopped
+    for url in (ev_url, bk_url):
+        with pytest.raises(OSError):
+            call("GET", url + "/health")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_tls_when_a_certificate_and_key_are_configured(tmp_path: Path, procs: list[Proc]) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    events = Proc(
+        tmp_path,
+        "tls",
+        "event-service",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--certfile",
+        str(cert),
+        "--keyfile",
+        str(key),
+    )
+    procs.append(events)
+    wait_ready(f"https://127.0.0.1:{port}", events)
+    with pytest.raises(OSError):
+        call("GET", f"http://127.0.0.1:{port}/health")
+    assert events.stop() == 0

@@ -1,0 +1,107 @@
+"""Operations routes: health, readiness, metrics, and an OpenAPI document that matches the route table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from falcon import inspect, testing
+from myevents_support import make_config
+
+import pubsubkit
+from myevents import booking, events
+from myevents.runtime import Service
+from myevents.web import WebApp
+
+
+@pytest.fixture(params=["events", "booking"])
+def service(request: pytest.FixtureRequest, urls: dict[str, str]) -> Iterator[Service]:
+    factory = events.create_service if request.param == "events" else booking.create_service
+    svc = factory(make_config(request.param, urls["bus"], urls[request.param]))
+    yield svc
+    svc.close()
+
+
+def test_health_answers_without_backends(service: Service) -> None:
+    client = testing.TestClient(service.app)
+    r = client.simulate_get("/health")
+    assert (r.status_code, r.json) == (200, {"status": "ok"})
+
+
+def test_ready_only_when_workers_run_and_backends_answer(service: Service) -> None:
+    client = testing.TestClient(service.app)
+    r = client.simulate_get("/ready")
+    assert r.status_code == 503
+    assert r.json["status"] == "unavailable"
+    assert r.json["checks"]["workers"].startswith("RuntimeError: not running")
+    service.start()
+    r = client.simulate_get("/ready")
+    assert r.status_code == 200
+    assert r.json == {"status": "ready", "checks": {"broker": "ok", "store": "ok", "workers": "ok"}}
+
+
+def test_ready_is_503_when_the_store_is_unreachable(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise pubsubkit.ConnectionLost("store down")
+
+    client = testing.TestClient(service.start().app)
+    assert client.simulate_get("/ready").status_code == 200
+    monkeypatch.setattr(service.backends.store, "ping", unreachable)
+    monkeypatch.setattr(service.backends.store, "get_raw", unreachable)
+    r = client.simulate_get("/ready")
+    assert r.status_code == 503
+    assert r.json["checks"]["store"] == "ConnectionLost: store down"
+    assert r.headers["retry-after"] == "1"
+    # A request needing the store is a 503 problem, not a 500.
+    r = client.simulate_get("/events/x")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_metrics_are_prometheus_text_of_the_service_registry(service: Service) -> None:
+    client = testing.TestClient(service.start().app)
+    client.simulate_get("/health")
+    r = client.simulate_get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    assert 'myevents_http_requests_total{method="GET",route="/health",status="200"} 1.0' in r.text
+    assert "pubsubkit_outbox_relayed_total" in r.text
+
+
+def test_the_correlation_id_is_kept_or_made(service: Service) -> None:
+    client = testing.TestClient(service.app)
+    assert client.simulate_get("/health", headers={"X-Correlation-ID": "abc-1"}).headers["x-correlation-id"] == "abc-1"
+    made = client.simulate_get("/health", headers={"X-Correlation-ID": "not plausible\x01"}).headers["x-correlation-id"]
+    assert made != "not plausible\x01"
+    assert len(made) == 36
+    assert len(client.simulate_get("/nowhere").headers["x-correlation-id"]) == 36
+
+
+def _routes(app: WebApp) -> dict[str, set[str]]:
+    return {
+        route.path: {m.method.lower() for m in route.methods if not m.internal and m.method != "OPTIONS"}
+        for route in inspect.inspect_routes(app)
+    }
+
+
+def test_openapi_describes_exactly_the_routes_served(service: Service) -> None:
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    assert doc["openapi"] == "3.1.0"
+    documented = {
+        path: {m for m in item if m in ("get", "post", "patch", "put", "delete")} for path, item in doc["paths"].items()
+    }
+    assert documented == _routes(service.app)
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            assert op["responses"], method
+            if "requestBody" in op:
+                assert {"400", "413", "415", "422"} <= set(op["responses"])
+    refs = {s for s in str(doc).split("'") if s.startswith("#/components/schemas/")}
+    assert {r.rsplit("/", 1)[1] for r in refs} <= set(doc["components"]["schemas"])
+
+
+def test_an_unknown_backend_is_a_clear_error() -> None:
+    with pytest.raises(pubsubkit.UnknownSchemeError, match="no store plugin serves carrier://"):
+        events.create_service(make_config("events", "memory://x", "carrier://pigeon"))
