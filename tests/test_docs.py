@@ -25,9 +25,11 @@ from typing import Any
 
 import attrs
 import pytest
+from prometheus_client import CollectorRegistry
 
 import pubsubkit
 from pubsubkit import hookspecs
+from pubsubkit.metrics import METRIC_NAMES, MetricsPlugin
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
@@ -239,3 +241,69 @@ def test_getting_started_program_drains_on_sigterm(workdir: Path) -> None:
 def _pump(stream: Any, into: queue.SimpleQueue[str]) -> None:
     for line in stream:
         into.put(line)
+
+
+# --- concepts.md: metrics ---------------------------------------------------------------------------------
+
+
+def exported_metrics() -> dict[str, set[str]]:
+    """Exposed name -> label names of every metric the built-in plugin reports, after one of each event."""
+    registry = CollectorRegistry()
+    plugin = MetricsPlugin(registry)
+    env = pubsubkit.Envelope(id=pubsubkit.new_id(), name="greeted", payload=b"{}")
+    plugin.pubsubkit_emitted(envelopes=[env], url="memory://", seconds=0.001)
+    plugin.pubsubkit_received(envelopes=[env], group="g")
+    for outcome in ("retry", "ok"):
+        plugin.pubsubkit_handled(envelope=env, group="g", outcome=outcome, seconds=0.001, attempt=1)
+    letter = pubsubkit.DeadLetter(
+        group="g", reason="poison", error="DecodeError", attempts=1, original_name=None, envelope=None
+    )
+    plugin.pubsubkit_dead_lettered(letter=letter)
+    plugin.pubsubkit_outbox_relayed(count=1, pending=2, url="memory://")
+    out = {}
+    for family in registry.collect():
+        name = family.name + "_total" if family.type == "counter" else family.name
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        assert family.samples, f"{name} has no samples: make exported_metrics() report one"
+        out[name] = labels
+    return out
+
+
+def metric_rows() -> dict[str, tuple[str, set[str]]]:
+    """Metric name -> (type, labels) from the metrics table of concepts.md."""
+    rows = {}
+    for line in sections("concepts.md")["Metrics"].splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        m = re.fullmatch(r"`(pubsubkit_\w+)`", cells[0]) if len(cells) == 4 else None
+        if m:
+            rows[m.group(1)] = (cells[1], set(re.findall(r"`(\w+)`", cells[2])))
+    return rows
+
+
+def test_metric_names_are_what_the_plugin_exports() -> None:
+    assert set(exported_metrics()) == set(METRIC_NAMES)
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_every_metric_is_documented_with_its_labels(name: str) -> None:
+    rows = metric_rows()
+    assert name in rows, f"concepts.md, section Metrics: add a table row for {name}"
+    kind, labels = rows[name]
+    assert labels == exported_metrics()[name], f"concepts.md: the labels of {name}"
+    assert kind in ("counter", "gauge", "histogram")
+    assert kind == "counter" or not name.endswith("_total")
+
+
+def test_capabilities_are_documented_with_their_defaults() -> None:
+    text = sections("concepts.md")["Backends by URL and capabilities"]
+    for field in attrs.fields(pubsubkit.Capabilities):
+        default = str(field.default).lower()
+        assert re.search(rf"^\| `{field.name}` \| {default} \|", text, re.M), f"concepts.md: capability {field.name}"
+
+
+def test_retry_policy_fields_are_documented() -> None:
+    text = sections("concepts.md")["Retries and dead letters"]
+    for field in attrs.fields(pubsubkit.RetryPolicy):
+        assert f"| `{field.name}` |" in text, f"concepts.md: RetryPolicy.{field.name}"
+    for field in attrs.fields(pubsubkit.DeadLetter):
+        assert f"| `{field.name}` |" in text, f"concepts.md: DeadLetter.{field.name}"
