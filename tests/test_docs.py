@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 import os
 import queue
 import re
@@ -19,6 +21,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -307,3 +310,76 @@ def test_retry_policy_fields_are_documented() -> None:
         assert f"| `{field.name}` |" in text, f"concepts.md: RetryPolicy.{field.name}"
     for field in attrs.fields(pubsubkit.DeadLetter):
         assert f"| `{field.name}` |" in text, f"concepts.md: DeadLetter.{field.name}"
+
+
+# --- hooks.md ---------------------------------------------------------------------------------------------
+
+
+def signature_of(hook: str) -> str:
+    return hook + str(inspect.signature(getattr(hookspecs, hook))).replace("'", "")
+
+
+def test_hooks_exist() -> None:
+    assert len(HOOKS) >= 7
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_section_headed_by_its_signature(hook: str) -> None:
+    found = sections("hooks.md")
+    heading = signature_of(hook)
+    assert heading in found, f"hooks.md: add a section headed ### `{heading}`"
+    text = found[heading]
+    for param in inspect.signature(getattr(hookspecs, hook)).parameters:
+        assert f"- `{param}`:" in text, f"hooks.md, {hook}: describe the parameter {param}"
+    assert re.search(rf"^def {hook}\(", text, re.M), f"hooks.md, {hook}: add an example implementation"
+
+
+def test_hooks_md_has_no_section_for_a_hook_that_does_not_exist() -> None:
+    documented = {h.split("(")[0] for h in sections("hooks.md") if h.startswith("pubsubkit_")}
+    assert documented == set(HOOKS)
+
+
+@pubsubkit.event("docsHookChecked")
+@attrs.frozen
+class HookChecked:
+    n: int
+
+
+def test_hook_examples_are_a_working_plugin(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ns = run_page("hooks.md", workdir)
+    plugin = types.ModuleType("docs_hooks")
+    plugin.__dict__.update(ns)
+    pm = pubsubkit.get_plugin_manager(load_entrypoints=False, metrics_registry=CollectorRegistry())
+    pm.register(plugin, name="docs-hooks")  # checks each implementation against its specification
+    for hook in HOOKS:
+        assert plugin in [i.plugin for i in getattr(pm.hook, hook).get_hookimpls()], hook
+
+    caplog.set_level(logging.DEBUG, logger="myapp.pubsub")
+    with pytest.raises(pubsubkit.ConfigError, match="no options"):
+        pubsubkit.open_broker("loopback://docs-hooks", pm=pm, colour="blue")
+    broker = pubsubkit.open_broker("loopback://docs-hooks", pm=pm)
+    store = pubsubkit.open_store("loopback://docs-hooks", pm=pm)
+    try:
+        listener = broker.listener("checker", retry=pubsubkit.RetryPolicy(attempts=2, initial=0.01))
+        done = threading.Event()
+
+        @listener.on(HookChecked)
+        def check(event: HookChecked, msg: pubsubkit.Message) -> None:
+            if event.n == 1:
+                raise ValueError("one is not allowed")
+            if event.n == 2:  # after 1, which has the same key
+                done.set()
+
+        broker.emitter().emit_many([(HookChecked(1), "a"), (HookChecked(2), "a")])
+        with store.unit_of_work() as uow:
+            uow.emit(HookChecked(3), key="b")
+        broker.relay(store).drain()
+        listener.start()
+        assert done.wait(10)
+        listener.close()
+        assert [letter.reason for letter in broker.transport.dead_letters("checker")] == ["failed"]
+    finally:
+        broker.close()
+        store.close()
+    called = {r.funcName for r in caplog.records if r.name == "myapp.pubsub"}
+    assert called >= {h for h in HOOKS if not h.startswith("pubsubkit_register_")}
