@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
 import os
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import tomllib
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +35,7 @@ from prometheus_client import CollectorRegistry
 import pubsubkit
 from pubsubkit import hookspecs
 from pubsubkit.metrics import METRIC_NAMES, MetricsPlugin
+from pubsubkit.registry import Backends
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
@@ -383,3 +386,87 @@ def test_hook_examples_are_a_working_plugin(workdir: Path, caplog: pytest.LogCap
         store.close()
     called = {r.funcName for r in caplog.records if r.name == "myapp.pubsub"}
     assert called >= {h for h in HOOKS if not h.startswith("pubsubkit_register_")}
+
+
+# --- writing-a-plugin.md ----------------------------------------------------------------------------------
+
+PLUGIN_PAGE = "writing-a-plugin.md"
+
+
+@pubsubkit.event("docsQueued")
+@attrs.frozen
+class Queued:
+    n: int
+
+
+def test_plugin_page_runs(workdir: Path) -> None:
+    close_all(run_page(PLUGIN_PAGE, workdir))
+
+
+def test_plugin_serves_emit_and_listen_on_a_fresh_plugin_manager(workdir: Path) -> None:
+    write_files(PLUGIN_PAGE, workdir)
+    plugin = importlib.import_module("pubsubkit_queue")
+    pm = pubsubkit.get_plugin_manager(load_entrypoints=False)
+    pm.register(plugin)
+    spec = Backends(pm).broker_spec("queue://x")
+    assert spec.distribution == "pubsubkit-queue"
+    with pytest.raises(pubsubkit.ConfigError, match="colour"):
+        pubsubkit.open_broker("queue://x", pm=pm, colour="blue")
+
+    with pubsubkit.open_broker(f"queue://{pubsubkit.new_id()}", pm=pm) as broker:
+        assert broker.capabilities == plugin.CAPABILITIES
+        # A delivery not settled when its consumer leaves comes back, counted as a second attempt.
+        first = broker.transport.consumer("g", None)
+        broker.emitter().emit(Queued(0), key="k")
+        [delivery] = first.receive(10, 1.0)
+        first.close()
+        second = broker.transport.consumer("g", None)
+        [again] = second.receive(10, 1.0)
+        assert (again.envelope, again.attempt) == (delivery.envelope, 2)
+        second.ack([again])
+        assert second.receive(10, 0.01) == []
+        second.close()
+
+        listener = broker.listener("g", retry=pubsubkit.RetryPolicy(attempts=2, initial=0.01))
+        seen: list[int] = []
+        done = threading.Event()
+
+        @listener.on(Queued)
+        def handle(event: Queued, msg: pubsubkit.Message) -> None:
+            if event.n == 13:
+                raise ValueError("unlucky")
+            seen.append(event.n)
+            if len(seen) == 20:
+                done.set()
+
+        other = broker.transport.consumer("other", None)  # another group gets every message too
+        broker.emitter().emit_many([(Queued(n), str(n % 3)) for n in range(21)])
+        listener.start()
+        assert done.wait(10)
+        assert len(other.receive(100, 1.0)) == 21
+        other.close()
+        listener.close()
+        assert sorted(seen) == [n for n in range(21) if n != 13]
+        [letter] = broker.transport.topic.dead
+        assert (letter.reason, letter.attempts, letter.original_name) == ("failed", 2, "docsQueued")
+    with pytest.raises(pubsubkit.Closed):
+        broker.emitter(retry_for=30).emit(Queued(1))
+
+
+def test_plugin_pyproject_declares_the_entry_point() -> None:
+    [toml] = [b for b in blocks(PLUGIN_PAGE, "toml") if b.title == "pyproject.toml"]
+    project = tomllib.loads(toml.code)["project"]
+    assert project["entry-points"]["pubsubkit"] == {"queue": "pubsubkit_queue"}
+    [module] = [b for b in blocks(PLUGIN_PAGE, "python") if b.title and "pubsubkit_queue" in b.title]
+    assert module.title == "src/pubsubkit_queue/__init__.py"
+
+
+def test_conformance_example_subclasses_the_suite() -> None:
+    [example] = [b for b in blocks(PLUGIN_PAGE, "python") if b.title == "tests/test_conformance.py"]
+    code = compile(example.code, f"{PLUGIN_PAGE}:{example.line}", "exec")
+    testing = importlib.import_module("pubsubkit.testing")
+    if not hasattr(testing, "MessagingSuite"):
+        pytest.skip("pubsubkit.testing has no MessagingSuite yet")
+    ns: dict[str, Any] = {"__name__": "docs_conformance_example"}
+    exec(code, ns)
+    assert issubclass(ns["TestQueueMessaging"], testing.MessagingSuite)
