@@ -24,6 +24,7 @@ import sys
 import threading
 import tomllib
 import types
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -470,3 +471,57 @@ def test_conformance_example_subclasses_the_suite() -> None:
     ns: dict[str, Any] = {"__name__": "docs_conformance_example"}
     exec(code, ns)
     assert issubclass(ns["TestQueueMessaging"], testing.MessagingSuite)
+
+
+# --- all pages: the table of contents and links -----------------------------------------------------------
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_EXTERNAL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def slugify(heading: str) -> str:
+    """The anchor Python-Markdown's toc extension (MkDocs' default) gives a heading."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading).replace("`", "")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^\w\s-]", "", text).strip().lower()
+    return re.sub(r"[-\s]+", "-", text)
+
+
+def anchors(page: str) -> set[str]:
+    return {slugify(h) for h in sections(page)}
+
+
+def links(page: str) -> list[str]:
+    return _LINK.findall(prose(page))
+
+
+def test_pages_exist() -> None:
+    expected = {
+        "index.md",
+        "getting-started.md",
+        "concepts.md",
+        "hooks.md",
+        "writing-a-plugin.md",
+        "backends/memory.md",
+        "backends/sqlite.md",
+    }
+    assert expected <= set(PAGES)
+    assert set(SPECIAL) <= set(PAGES)
+
+
+def test_index_links_every_page() -> None:
+    linked = {target.split("#")[0] for target in links("index.md")}
+    assert linked >= set(PAGES) - {"index.md"}
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_relative_links_point_at_existing_files_and_headings(page: str) -> None:
+    for target in links(page):
+        if _EXTERNAL.match(target):
+            continue
+        path, _, anchor = target.partition("#")
+        file = (DOCS / page).parent / path if path else DOCS / page
+        assert file.resolve().is_file(), f"{page}: link to {target}: no such file"
+        linked = file.resolve().relative_to(DOCS).as_posix()  # stays inside docs/
+        if anchor:
+            assert anchor in anchors(linked), f"{page}: link to {target}: {linked} has no such heading"
