@@ -139,8 +139,10 @@ def write_files(page: str, where: Path) -> dict[str, Path]:
 def close_all(ns: dict[str, Any]) -> None:
     """Stop listeners and relays, close brokers and stores a failed page left open."""
     for value in list(ns.values()):
-        if isinstance(value, pubsubkit.Listener | pubsubkit.OutboxRelay):
-            value.close(timeout=5) if isinstance(value, pubsubkit.Listener) else value.stop(timeout=5)
+        if isinstance(value, pubsubkit.Listener):
+            value.close(timeout=5)
+        elif isinstance(value, pubsubkit.OutboxRelay):
+            value.stop(timeout=5)
     for value in list(ns.values()):
         if isinstance(value, pubsubkit.Broker | pubsubkit.Store):
             value.close()
@@ -194,6 +196,7 @@ def test_getting_started_runs_top_to_bottom(workdir: Path) -> None:
     }
     shells = blocks(page, "sh")
     assert shells
+    out = ""
     for b in shells:
         done = subprocess.run(
             ["bash", "-c", "set -euo pipefail\n" + b.code],
@@ -204,8 +207,11 @@ def test_getting_started_runs_top_to_bottom(workdir: Path) -> None:
             timeout=60,
         )
         assert done.returncode == 0, f"{page}:{b.line}: {done.stderr}"
-    assert f"replayed {letter.id}" in done.stdout
-    assert '"payload": {"who": "world"}' in done.stdout  # tail printed the first event of the log
+        out += done.stdout
+    assert re.search(r"^broker +sqlite +pubsubkit ", out, re.M)  # backends
+    assert '"payload": {"who": "world"}' in out  # tail printed the first event of the log
+    assert '"reason": "failed"' in out  # dlq listed the dead letter
+    assert f"replayed {letter.id}" in out
 
 
 def test_getting_started_program_drains_on_sigterm(workdir: Path) -> None:
