@@ -1,0 +1,130 @@
+"""scripts/servers, run as a user runs it.
+
+The quick checks need nothing installed. Those that need the servers running are skipped unless
+PUBSUBKIT_SERVERS=1 says they are up (``scripts/servers up`` first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.servers
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "servers"
+NAMES = ("kafka", "rabbitmq", "aws", "mongo")
+ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
+needs_servers = pytest.mark.skipif(
+    os.environ.get("PUBSUBKIT_SERVERS") != "1", reason="set PUBSUBKIT_SERVERS=1 once scripts/servers up has run"
+)
+
+
+def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without any endpoint, host or port variable of the servers, plus `extra`."""
+    prefixes = ("KAFKA_", "AMQP_", "AWS_HOST", "AWS_PORT", "MONGO_", "PUBSUBKIT_SERVERS_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS and not k.startswith(prefixes)}
+    env.update(extra)
+    return env
+
+
+def exports(stdout: str) -> dict[str, str]:
+    out = {}
+    for line in stdout.splitlines():
+        assert line.startswith("export "), line
+        name, _, value = line.removeprefix("export ").partition("=")
+        out[name] = value.strip("'")
+    return out
+
+
+def pids() -> dict[str, object]:
+    """name -> pid of each server (None for one elsewhere, which must answer)."""
+    rows = json.loads(run("status", "--json").stdout)
+    for row in rows:
+        assert (row["state"] == "running" and isinstance(row["pid"], int)) or row["state"] == "remote, answering", row
+    return {row["name"]: row.get("pid") for row in rows}
+
+
+def test_status_runs_and_names_every_server() -> None:
+    result = run("status")
+    assert result.returncode in (0, 3), result.stderr  # 3: not everything is running
+    for name in NAMES:
+        assert name in result.stdout
+    rows = json.loads(run("status", "--json").stdout)
+    assert [row["name"] for row in rows] == list(NAMES)
+
+
+def test_env_prints_the_default_endpoints() -> None:
+    result = run("env", env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert exports(result.stdout) == {
+        "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+        "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+        "MONGO_URI": "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false",
+    }
+
+
+def test_env_follows_port_and_url_variables() -> None:
+    env = clean_env(KAFKA_PORT="19092", AMQP_URL="amqp://u:p@localhost/vh", AMQP_PORT="5673", MONGO_PORT="27018")
+    got = exports(run("env", env=env).stdout)
+    assert got["KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
+    assert got["AMQP_URL"] == "amqp://u:p@localhost:5673/vh"
+    assert got["MONGO_URI"] == "mongodb://127.0.0.1:27018/?replicaSet=secantus&retryWrites=false"
+
+
+def test_up_refuses_a_port_held_by_another_process(tmp_path: Path) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        state = tmp_path / "servers"
+        result = run("up", "aws", env=clean_env(AWS_PORT=str(port), PUBSUBKIT_SERVERS_DIR=str(state)))
+    assert result.returncode != 0
+    assert f"port {port} on 127.0.0.1 is in use by another process" in result.stderr
+    assert f"pid {os.getpid()}" in result.stderr  # it names who holds the port
+    assert not (state / "venv").exists()  # the port is checked before anything is installed
+
+
+@needs_servers
+def test_every_port_answers() -> None:
+    endpoints = exports(run("env").stdout)
+    for var in ENDPOINT_VARS:
+        url = endpoints[var]
+        hostport = url.split("://", 1)[-1].split("@")[-1].split("/")[0].split(",")[0]
+        host, _, port = hostport.rpartition(":")
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=2):
+            pass
+    result = run("status")
+    assert result.returncode == 0, result.stdout
+
+
+@needs_servers
+def test_up_twice_is_a_noop() -> None:
+    first = run("up")
+    assert first.returncode == 0, first.stderr
+    before = pids()
+    t0 = time.monotonic()
+    second = run("up")
+    took = time.monotonic() - t0
+    assert second.returncode == 0, second.stderr
+    assert "starting" not in second.stdout
+    assert pids() == before
+    assert took < 5, f"a second up took {took:.1f}s"
