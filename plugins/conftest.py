@@ -1,0 +1,94 @@
+"""Fixtures shared by the backend plugins' tests: the test servers' endpoints, and restarting a server.
+
+Endpoints come from the environment (``scripts/servers env`` prints them), so the same tests run against
+servers elsewhere. A test whose server does not answer is skipped with the command that starts it, or fails
+when ``PUBSUBKIT_REQUIRE_SERVERS=1`` (the test command sets it, so that CI never counts a skip as a pass).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from pubsubkit.testing import ServerControl
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVERS = ROOT / "scripts" / "servers"
+REQUIRE_ENV = "PUBSUBKIT_REQUIRE_SERVERS"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require_server(name: str, url: str, default_port: int) -> str:
+    """Return ``url`` when its server answers; otherwise skip, or fail under ``PUBSUBKIT_REQUIRE_SERVERS=1``."""
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    if not _answers(host, port):
+        message = f"the {name} test server does not answer on {host}:{port}: run 'scripts/servers up {name}'"
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """``host:port`` of the Kafka-protocol test server (``KAFKA_BOOTSTRAP``)."""
+    return require_server("kafka", os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), 9092)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    """AMQP URL of the RabbitMQ test server (``AMQP_URL``)."""
+    return require_server("rabbitmq", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"), 5672)
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint_url() -> str:
+    """Endpoint of the SQS and DynamoDB emulator (``AWS_ENDPOINT_URL``)."""
+    return require_server("aws", os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"), 4566)
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> str:
+    """URI of the MongoDB-wire test server (``MONGO_URI``)."""
+    default = "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false"
+    return require_server("mongo", os.environ.get("MONGO_URI", default), 27017)
+
+
+class ScriptServerControl:
+    """Stops and starts one test server through ``scripts/servers`` (the reconnect cases)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _run(self, action: str) -> None:
+        done = subprocess.run(
+            [str(SERVERS), action, self.name], capture_output=True, text=True, timeout=180, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(f"scripts/servers {action} {self.name} failed:\n{done.stdout}{done.stderr}")
+
+    def stop(self) -> None:
+        self._run("down")
+
+    def start(self) -> None:
+        self._run("up")
+
+
+@pytest.fixture(scope="session")
+def script_server_control() -> Callable[[str], ServerControl]:
+    """``script_server_control("kafka")``: a :class:`~pubsubkit.testing.ServerControl` over ``scripts/servers``."""
+    return ScriptServerControl
