@@ -12,15 +12,24 @@ import attrs
 from pubsubkit.errors import ConfigError
 from pubsubkit.registry import redact
 
-__all__ = ["DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MAX_TTL", "SCHEMES", "MongoOptions", "parse"]
+__all__ = [
+    "DEFAULT_DATABASE",
+    "DEFAULT_INBOX_TTL",
+    "DEFAULT_TRANSACTION_TIMEOUT",
+    "MAX_TTL",
+    "SCHEMES",
+    "MongoOptions",
+    "parse",
+]
 
 SCHEMES = ("mongodb", "mongodb+srv")
 DEFAULT_DATABASE = "pubsubkit"
 DEFAULT_INBOX_TTL = 30 * 24 * 3600  # seconds: 30 days
+DEFAULT_TRANSACTION_TIMEOUT = 30.0  # seconds a unit of work may take, retries after write conflicts included
 MAX_TTL = 2_147_483_647  # MongoDB's limit of expireAfterSeconds
 
 #: Options of this backend, read from keyword arguments or the URL query (and removed from what pymongo sees).
-OWN_OPTIONS = ("database", "inbox_ttl")
+OWN_OPTIONS = ("database", "inbox_ttl", "transaction_timeout")
 
 _DB_NAME = re.compile(r'^[^/\\. "$*<>:|?\0]{1,63}$')
 
@@ -32,12 +41,14 @@ class MongoOptions:
     :ivar client_url: the URL handed to pymongo (pubsubkit's own options removed from its query).
     :ivar database: the database holding the store's collections.
     :ivar inbox_ttl: seconds after which MongoDB's TTL monitor removes an inbox record.
+    :ivar transaction_timeout: seconds a unit of work may take, its retries after write conflicts included.
     :ivar client_options: keyword options for ``pymongo.MongoClient``.
     """
 
     client_url: str
     database: str
     inbox_ttl: int
+    transaction_timeout: float
     client_options: Mapping[str, Any]
 
 
@@ -71,6 +82,14 @@ def parse(url: str, options: Mapping[str, Any]) -> MongoOptions:
             f'mongodb database name {database!r}: 1 to 63 characters, none of / \\ . space " $ * < > : | ?'
         )
     inbox_ttl = _seconds(merged.get("inbox_ttl", DEFAULT_INBOX_TTL), "inbox_ttl")
+    try:
+        transaction_timeout = float(merged.get("transaction_timeout", DEFAULT_TRANSACTION_TIMEOUT))
+    except (TypeError, ValueError):
+        transaction_timeout = -1.0
+    if not 0 < transaction_timeout < 86_400:
+        raise ConfigError(
+            f"mongodb option transaction_timeout={merged.get('transaction_timeout')!r}: expected seconds above 0"
+        )
     client_url = urlunsplit(parts._replace(query=urlencode(rest, safe=",:/")))
     client_options = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
-    return MongoOptions(client_url, database, inbox_ttl, client_options)
+    return MongoOptions(client_url, database, inbox_ttl, transaction_timeout, client_options)

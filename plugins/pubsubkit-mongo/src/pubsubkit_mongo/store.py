@@ -138,7 +138,7 @@ class MongoStore(Store):
                 raise Closed(f"store {redact(self.url)} is closed") from None
             raise PubsubkitError(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
         except PyMongoError as exc:
-            if exc.has_error_label("TransientTransactionError") or exc.has_error_label("RetryableWriteError"):
+            if exc.timeout or exc.has_error_label("TransientTransactionError"):
                 raise ConnectionLost(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
             raise PubsubkitError(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
 
@@ -230,7 +230,8 @@ class MongoStore(Store):
         with self._errors("committing a unit of work"):
             if len(ops) == 1 and not isinstance(ops[0], Emit):
                 return [self._apply_one(ops[0], None)]  # one document: atomic without a transaction
-            with self.client.start_session() as session:
+            # One deadline for the transaction and pymongo's retries of it (write conflicts, lost connections).
+            with pymongo.timeout(self.options.transaction_timeout), self.client.start_session() as session:
                 return session.with_transaction(lambda s: self._apply_all(ops, s))
 
     def _apply_all(self, ops: Sequence[Operation], session: ClientSession) -> list[Doc | None]:
