@@ -245,3 +245,19 @@ def test_bad_collection_and_field_names(store: MongoStore) -> None:
 
     with pytest.raises(pubsubkit.ConfigError):
         store.collection("dotted", Dotted, indexes=["odd"])
+
+
+def test_a_missing_field_counts_as_zero(
+    store: MongoStore, rooms: pubsubkit.Collection[Room], databases: Databases
+) -> None:
+    """A document written before a field existed: increments and bounds treat the field as 0."""
+    rooms.insert(Room("r1"))
+    client = databases.raw_client()
+    try:
+        client[store.options.database]["rooms"].update_one({"_id": "r1"}, {"$unset": {"nights": ""}})
+    finally:
+        client.close()
+    with pytest.raises(pubsubkit.ConditionFailed):
+        rooms.update("r1", inc={"nights": 2}, at_least={"nights": 3})
+    assert rooms.update("r1", inc={"nights": 2}, at_least={"nights": 2}).nights == 2
+    assert rooms.update("r1", inc={"nights": -2}, at_least={"nights": 0}).nights == 0

@@ -5,8 +5,9 @@ multi-document transaction holding the documents, the outbox entries and the inb
 later, as a replica set or a sharded cluster). See :mod:`pubsubkit_mongo.store` for the layout.
 
 Options (keyword arguments or URL query): ``database`` (default: the URL's path, else ``pubsubkit``),
-``inbox_ttl`` (seconds MongoDB keeps an inbox record, default 30 days). Every other keyword argument goes to
-``pymongo.MongoClient``, and every other URL query parameter is pymongo's.
+``inbox_ttl`` (seconds MongoDB keeps an inbox record, default 30 days), ``transaction_timeout`` (seconds a unit
+of work may take, retries included, default 30). Every other keyword argument goes to ``pymongo.MongoClient``,
+and every other URL query parameter is pymongo's.
 """
 
 from __future__ import annotations

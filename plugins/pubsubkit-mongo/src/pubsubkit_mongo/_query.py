@@ -99,7 +99,7 @@ def plan_update(op: Update) -> UpdatePlan:
             incs.pop(f)
         else:
             sets[f] = sets[f] + incs.pop(f)
-    clauses: list[Filter] = [{field_name(f): match(v)} for f, v in op.expect.items()]
+    conditions: list[tuple[str, Any]] = [(field_name(f), match(v)) for f, v in op.expect.items()]
     for f, bound in op.at_least.items():
         name = field_name(f)
         if name in sets:
@@ -109,13 +109,18 @@ def plan_update(op: Update) -> UpdatePlan:
                 )
             continue
         low = bound - incs.get(name, 0)
-        clause: Filter = {name: {"$gte": low}}
-        if low <= 0:  # a missing field counts as 0
-            clause = {"$or": [clause, {name: {"$exists": False}}]}
-        clauses.append(clause)
+        # A missing field counts as 0: when 0 is enough, "not below" (which a missing field is) says it.
+        conditions.append((name, {"$gte": low} if low > 0 else {"$not": {"$lt": low}}))
+    # Conditions at the top level where they can be (simpler plans); a second one on a field goes in $and.
     filter: Filter = {"_id": op.id}
-    if clauses:
-        filter["$and"] = clauses
+    more: list[Filter] = []
+    for name, condition in conditions:
+        if name in filter:
+            more.append({name: condition})
+        else:
+            filter[name] = condition
+    if more:
+        filter["$and"] = more
     change: dict[str, Any] = {}
     if sets:
         change["$set"] = sets

@@ -71,6 +71,7 @@ META = "pubsubkit.meta"
 _SEQ = "outbox_seq"
 _LEASE = "outbox_lease"
 _TYPE_MISMATCH = 14  # $inc on a value that is not a number
+_ILLEGAL_OPERATION = 20  # e.g. a transaction on a standalone server
 _INDEX_CONFLICTS = (85, 86)  # IndexOptionsConflict, IndexKeySpecsConflict
 
 
@@ -138,6 +139,12 @@ class MongoStore(Store):
                 raise Closed(f"store {redact(self.url)} is closed") from None
             raise PubsubkitError(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
         except PyMongoError as exc:
+            if isinstance(exc, OperationFailure) and exc.code == _ILLEGAL_OPERATION and "replica set" in str(exc):
+                raise ConfigError(
+                    f"mongodb store {redact(self.url)}: units of work need transactions, which MongoDB offers on a"
+                    " replica set (a single node will do: mongod --replSet rs0, then rs.initiate()) or a sharded"
+                    " cluster, not on a standalone server"
+                ) from exc
             if exc.timeout or exc.has_error_label("TransientTransactionError"):
                 raise ConnectionLost(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
             raise PubsubkitError(f"mongodb store {redact(self.url)}: {what}: {exc}") from exc
