@@ -88,6 +88,7 @@ def test_config_errors_name_the_problem() -> None:
         ("mongodb://127.0.0.1/app?inbox_ttl=soon", {}, "inbox_ttl"),
         ("mongodb://127.0.0.1/app", {"inbox_ttl": 0}, "inbox_ttl"),
         ("mongodb://127.0.0.1/app", {"no_such_option": 1}, "no_such_option"),
+        ("mongodb://127.0.0.1/app?noSuchOption=1", {}, "Unknown option"),
         ("mongodb:///app", {}, "no host"),
     ]
     for url, options, words in cases:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -115,9 +116,17 @@ class MongoStore(Store):
         self.url = url
         self.options = parse(url, options)
         try:
-            self.client: pymongo.MongoClient[Raw] = pymongo.MongoClient(
-                self.options.client_url, connect=False, **self.options.client_options
-            )
+            with warnings.catch_warnings(record=True) as warned:
+                warnings.simplefilter("always")
+                self.client: pymongo.MongoClient[Raw] = pymongo.MongoClient(
+                    self.options.client_url, connect=False, **self.options.client_options
+                )
+            unknown = [str(w.message) for w in warned if "Unknown option" in str(w.message)]
+            if unknown:  # pymongo only warns about an unknown URL option
+                self.client.close()
+                raise ConfigError(f"mongodb store {redact(url)}: {unknown[0]}")
+            for w in warned:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             self.db: Database[Raw] = self.client.get_database(self.options.database)
         except (ConfigurationError, InvalidName, TypeError, ValueError) as exc:
             raise ConfigError(f"mongodb store {redact(url)}: {exc}") from None
