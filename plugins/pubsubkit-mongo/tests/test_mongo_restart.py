@@ -30,7 +30,7 @@ def test_server_restart(databases: Databases, script_server_control: Callable[[s
     control = script_server_control("mongo")
     kit = EventKit()
     ping = kit.event_type("ping")
-    store = pubsubkit.open_store(databases.url(), codec=kit.codec, serverSelectionTimeoutMS=300, transaction_timeout=1)
+    store = pubsubkit.open_store(databases.url(), codec=kit.codec, serverSelectionTimeoutMS=300)
     try:
         counters = store.collection("counters", Counter)
         with store.unit_of_work() as uow:

@@ -67,6 +67,7 @@ def test_url_and_options_without_connecting() -> None:
     assert isinstance(store, MongoStore)
     assert (store.options.database, store.options.inbox_ttl) == ("app", 60)
     assert store.options.client_url == "mongodb://127.0.0.1:1/app?retryWrites=false"
+    assert store.options.client_options == {"serverSelectionTimeoutMS": 5000}  # pymongo's 30 s is long to wait
     store.close()
     store.close()  # idempotent
     with pytest.raises(pubsubkit.Closed):
@@ -79,6 +80,11 @@ def test_url_and_options_without_connecting() -> None:
     store = pubsubkit.open_store("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=100)
     assert isinstance(store, MongoStore)
     assert (store.options.database, store.options.inbox_ttl) == ("pubsubkit", DEFAULT_INBOX_TTL)
+    assert store.options.client_options == {"serverSelectionTimeoutMS": 100}
+    store.close()
+    store = pubsubkit.open_store("mongodb://127.0.0.1:1/?serverselectiontimeoutms=200")
+    assert isinstance(store, MongoStore)
+    assert store.options.client_options == {}
     store.close()
 
 

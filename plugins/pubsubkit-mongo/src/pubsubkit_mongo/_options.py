@@ -15,6 +15,7 @@ from pubsubkit.registry import redact
 __all__ = [
     "DEFAULT_DATABASE",
     "DEFAULT_INBOX_TTL",
+    "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
     "DEFAULT_TRANSACTION_TIMEOUT",
     "MAX_TTL",
     "SCHEMES",
@@ -25,6 +26,7 @@ __all__ = [
 SCHEMES = ("mongodb", "mongodb+srv")
 DEFAULT_DATABASE = "pubsubkit"
 DEFAULT_INBOX_TTL = 30 * 24 * 3600  # seconds: 30 days
+DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000  # unless the URL or a keyword sets serverSelectionTimeoutMS
 DEFAULT_TRANSACTION_TIMEOUT = 30.0  # seconds a unit of work may take, retries after write conflicts included
 MAX_TTL = 2_147_483_647  # MongoDB's limit of expireAfterSeconds
 
@@ -92,4 +94,8 @@ def parse(url: str, options: Mapping[str, Any]) -> MongoOptions:
         )
     client_url = urlunsplit(parts._replace(query=urlencode(rest, safe=",:/")))
     client_options = {k: v for k, v in options.items() if k not in OWN_OPTIONS}
+    given = {k.lower() for k, _ in rest} | {k.lower() for k in client_options}
+    if "serverselectiontimeoutms" not in given:
+        # pymongo waits 30 s for an unreachable server; a request handler should fail sooner.
+        client_options["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
     return MongoOptions(client_url, database, inbox_ttl, transaction_timeout, client_options)

@@ -41,6 +41,7 @@ from pymongo.errors import (
     InvalidOperation,
     OperationFailure,
     PyMongoError,
+    ServerSelectionTimeoutError,
     WTimeoutError,
 )
 
@@ -106,6 +107,15 @@ def _outbox_entry(raw: Mapping[str, Any]) -> OutboxEntry:
         headers=dict(raw.get("headers", [])),
     )
     return OutboxEntry(int(raw["_id"]), env)
+
+
+class _Attempts:
+    """What the attempts at one transaction met so far."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.last: PyMongoError | None = None
+        self.lost = 0
 
 
 class MongoStore(Store):
@@ -246,9 +256,32 @@ class MongoStore(Store):
         with self._errors("committing a unit of work"):
             if len(ops) == 1 and not isinstance(ops[0], Emit):
                 return [self._apply_one(ops[0], None)]  # one document: atomic without a transaction
-            # One deadline for the transaction and pymongo's retries of it (write conflicts, lost connections).
-            with pymongo.timeout(self.options.transaction_timeout), self.client.start_session() as session:
-                return session.with_transaction(lambda s: self._apply_all(ops, s))
+            with self.client.start_session() as session:
+                attempts = _Attempts(time.monotonic() + self.options.transaction_timeout)
+                return session.with_transaction(lambda s: self._apply_all_once(ops, s, attempts))
+
+    def _apply_all_once(
+        self, ops: Sequence[Operation], session: ClientSession, attempts: _Attempts
+    ) -> list[Doc | None]:
+        """One attempt at the transaction's body.
+
+        pymongo's ``with_transaction`` runs it again after write conflicts and lost connections, for up to two
+        minutes; this ends the retries at ``transaction_timeout``. A lost connection gets one more attempt
+        (enough to find a new primary after a failover); a second one, or a server that cannot be selected at
+        all, ends the unit of work with ConnectionLost.
+        """
+        what = f"mongodb store {redact(self.url)}: committing a unit of work"
+        if attempts.last is not None and time.monotonic() > attempts.deadline:
+            raise ConnectionLost(f"{what}: no success within {self.options.transaction_timeout}s: {attempts.last}")
+        try:
+            return self._apply_all(ops, session)
+        except PyMongoError as exc:
+            attempts.last = exc
+            if isinstance(exc, ConnectionFailure):
+                attempts.lost += 1
+                if isinstance(exc, ServerSelectionTimeoutError) or attempts.lost > 1:
+                    raise ConnectionLost(f"{what}: {exc}") from exc
+            raise
 
     def _apply_all(self, ops: Sequence[Operation], session: ClientSession) -> list[Doc | None]:
         results = [None if isinstance(op, Emit) else self._apply_one(op, session) for op in ops]
