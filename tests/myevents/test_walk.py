@@ -25,11 +25,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from falcon import testing
 from myevents_procs import Proc, call, free_port, wait_ready
 from myevents_support import Bus, wait_for
 
 import pubsubkit
-from myevents import contracts
+from myevents import booking as bk
+from myevents import config, contracts
+from myevents import events as ev
 from pubsubkit.testing import unique_name
 
 pytestmark = pytest.mark.walk
@@ -212,3 +215,42 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
 
     for proc in (a, b):
         assert proc.stop(timeout=60) == 0, proc.err.read_text()[-2000:]
+
+
+def test_500_concurrent_bookings_sell_exactly_the_capacity(audit: tuple[Bus, dict[str, str]]) -> None:
+    """Both services in this process on the combination's broker and store; 500 bookings over 5 events of 40."""
+    _, env = audit
+    makers = (("events", ev.create_service), ("booking", bk.create_service))
+    services = [create(config.load(name, env=env)).start() for name, create in makers]
+    try:
+        events, booking = (testing.TestClient(s.app) for s in services)
+        hall = {"Name": "Hall", "Halls": [{"name": "floor", "capacity": 40}]}
+        location = events.simulate_post("/locations", json=hall).json
+        created = [
+            events.simulate_post(
+                "/events", json={"Name": f"Show {i}", "StartDate": 1, "EndDate": 2, "Location": {"ID": location["ID"]}}
+            ).json["ID"]
+            for i in range(5)
+        ]
+        for event_id in created:
+            wait_for(
+                lambda e=event_id: booking.simulate_get(f"/events/{e}").json.get("SeatsLeft") == 40,
+                timeout=WAIT,
+                what=f"the booking service to know {event_id}",
+            )
+
+        def attempt(i: int) -> tuple[str, int]:
+            event_id = created[i % 5]
+            r = booking.simulate_post(f"/events/{event_id}/bookings", json={"seats": 1, "userId": f"u{i}"})
+            return event_id, r.status_code
+
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(attempt, range(500)))
+        assert Counter(status for _, status in results) == {201: 200, 409: 300}
+        for event_id in created:
+            assert Counter(e for e, status in results if status == 201)[event_id] == 40
+            assert booking.simulate_get(f"/events/{event_id}").json["SeatsLeft"] == 0
+            assert len(booking.simulate_get(f"/events/{event_id}/bookings").json) == 40
+    finally:
+        for s in services:
+            s.close()
