@@ -16,16 +16,18 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from falcon import testing
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "procs"))
+from backend_urls import AWS, broker_url, store_url
 from myevents_procs import Proc, call, free_port, wait_ready
 from myevents_support import Bus, wait_for
 
@@ -39,54 +41,7 @@ pytestmark = pytest.mark.walk
 
 BROKER = os.environ.get("MYEVENTS_E2E_BROKER", "embedded")
 STORE = os.environ.get("MYEVENTS_E2E_STORE", "embedded")
-AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 WAIT = 60.0  # seconds to wait for anything that travels over the bus (a Kafka rebalance included)
-
-
-def _require(name: str, url: str, port: int) -> None:
-    parts = urlsplit(url if "://" in url else f"tcp://{url}")
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or port), timeout=2).close()
-    except OSError:
-        message = f"the {name} test server does not answer at {url}: run 'scripts/servers up {name}'"
-        if os.environ.get("PUBSUBKIT_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def broker_url(kind: str, run: str, data: Path) -> str:
-    """The broker of this run, on its own topic, exchange or queue prefix."""
-    if kind == "embedded":
-        return f"sqlite:///{data}/bus.db"
-    if kind == "kafka":
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-        _require("kafka", bootstrap, 9092)
-        return f"kafka://{bootstrap}?topic={run}&session.timeout.ms=6000&heartbeat.interval.ms=500"
-    if kind == "rabbitmq":
-        amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
-        _require("rabbitmq", amqp, 5672)
-        return f"{amqp}{'&' if '?' in amqp else '?'}exchange={run}"
-    if kind == "sqs":
-        aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-        _require("aws", aws, 4566)
-        return f"sqs://?endpoint_url={aws}&region=us-east-1&prefix={run}"
-    raise pytest.UsageError(f"MYEVENTS_E2E_BROKER={kind!r}: expected embedded, kafka, rabbitmq or sqs")
-
-
-def store_url(kind: str, run: str) -> str | None:
-    """The store of this run, in its own database or table prefix; ``None``: SQLite in the data directory."""
-    if kind == "embedded":
-        return None
-    if kind == "mongo":
-        uri = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false")
-        _require("mongo", uri, 27017)
-        head, _, query = uri.partition("?")
-        return f"{head.rstrip('/')}/{run}" + (f"?{query}" if query else "")
-    if kind == "dynamodb":
-        aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-        _require("aws", aws, 4566)
-        return f"dynamodb://?endpoint_url={aws}&region=us-east-1&prefix={run}"
-    raise pytest.UsageError(f"MYEVENTS_E2E_STORE={kind!r}: expected embedded, mongo or dynamodb")
 
 
 @pytest.fixture
@@ -98,9 +53,8 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bus
     for k, v in AWS.items():
         monkeypatch.setenv(k, os.environ.get(k, v))
     env = {"MYEVENTS_BROKER_URL": broker_url(BROKER, run, data), "MYEVENTS_DATA_DIR": str(data), **AWS}
-    store = store_url(STORE, run)
-    if store is not None:
-        env["MYEVENTS_STORE_URL"] = store
+    if STORE != "embedded":  # the default: SQLite files in the data directory, one per service
+        env["MYEVENTS_STORE_URL"] = store_url(STORE, run, data)
     bus = Bus(pubsubkit.open_broker(env["MYEVENTS_BROKER_URL"]))
     yield bus, env
     bus.listener.close()
