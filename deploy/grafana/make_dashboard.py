@@ -15,47 +15,48 @@ PANELS: list[tuple[str, str, str]] = [
         "HTTP requests/s by route",
         'sum by (route, status) (rate(myevents_http_requests_total{job=~"$service"}[1m]))',
         "reqps",
-    ),  # noqa: E501
+    ),
     (
         "HTTP p99 latency by route",
-        'histogram_quantile(0.99, sum by (le, route) (rate(myevents_http_request_seconds_bucket{job=~"$service"}[5m])))',
+        "histogram_quantile(0.99, sum by (le, route) "
+        '(rate(myevents_http_request_seconds_bucket{job=~"$service"}[5m])))',
         "s",
-    ),  # noqa: E501
+    ),
     ("Seats booked/s", 'sum(rate(myevents_bookings_count_total{job=~"$service"}[1m]))', "short"),
     (
         "Seats per booking (p50)",
         'histogram_quantile(0.5, sum by (le) (rate(myevents_seats_per_booking_bucket{job=~"$service"}[5m])))',
         "short",
-    ),  # noqa: E501
+    ),
     (
         "Bookings refused/s by reason",
         'sum by (reason) (rate(myevents_bookings_refused_total{job=~"$service"}[1m]))',
         "short",
-    ),  # noqa: E501
+    ),
     (
         "Bookings cancelled/s by reason",
         'sum by (reason) (rate(myevents_bookings_cancelled_total{job=~"$service"}[1m]))',
         "short",
-    ),  # noqa: E501
+    ),
     ("Events emitted/s by name", 'sum by (name) (rate(pubsubkit_emitted_total{job=~"$service"}[1m]))', "short"),
     (
         "Emit p99 (publish + confirm)",
         'histogram_quantile(0.99, sum by (le) (rate(pubsubkit_emit_seconds_bucket{job=~"$service"}[5m])))',
         "s",
-    ),  # noqa: E501
+    ),
     ("Received/s by group", 'sum by (group) (rate(pubsubkit_received_total{job=~"$service"}[1m]))', "short"),
     ("Handled/s by outcome", 'sum by (group, outcome) (rate(pubsubkit_handled_total{job=~"$service"}[1m]))', "short"),
     (
         "Handler p99 by group",
         'histogram_quantile(0.99, sum by (le, group) (rate(pubsubkit_handler_seconds_bucket{job=~"$service"}[5m])))',
         "s",
-    ),  # noqa: E501
+    ),
     ("Retries/s by group", 'sum by (group) (rate(pubsubkit_retries_total{job=~"$service"}[1m]))', "short"),
     (
         "Dead letters/s by reason",
         'sum by (group, reason) (rate(pubsubkit_dead_lettered_total{job=~"$service"}[1m]))',
         "short",
-    ),  # noqa: E501
+    ),
     ("In flight by group", 'sum by (group) (pubsubkit_in_flight{job=~"$service"})', "short"),
     ("Outbox relayed/s", 'sum(rate(pubsubkit_outbox_relayed_total{job=~"$service"}[1m]))', "short"),
     ("Outbox pending", 'max(pubsubkit_outbox_pending{job=~"$service"})', "short"),
