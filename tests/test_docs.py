@@ -577,3 +577,14 @@ def test_the_dashboard_is_what_its_script_writes() -> None:
     spec.loader.exec_module(module)
     written = json.loads((ROOT / "deploy" / "grafana" / "myevents.json").read_text(encoding="utf-8"))
     assert written == module.dashboard(), "run: python deploy/grafana/make_dashboard.py"
+
+
+def test_the_http_reference_is_what_its_script_writes() -> None:
+    path = ROOT / "scripts" / "http_reference.py"
+    spec = importlib.util.spec_from_file_location("http_reference", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = (DOCS / "http-reference.md").read_text(encoding="utf-8")
+    assert written == module.page(), "run: .venv/bin/python scripts/http_reference.py"
