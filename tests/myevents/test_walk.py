@@ -13,6 +13,7 @@ default) needs no server. ``tox -m e2e`` runs every combination against the serv
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -208,3 +209,34 @@ def test_500_concurrent_bookings_sell_exactly_the_capacity(audit: tuple[Bus, dic
     finally:
         for s in services:
             s.close()
+
+
+INJECTIONS: list[Any] = [{"$gt": ""}, {"$ne": None}, {"$where": "1 == 1"}, ["$gt", ""], {"$regex": ".*"}]
+
+
+def test_query_operators_in_input_are_refused(audit: tuple[Bus, dict[str, str]]) -> None:
+    """MongoDB-style operators in fields, ids and search strings: 4xx, and nothing found or written."""
+    _, env = audit
+    service = ev.create_service(config.load("events", env=env)).start()
+    try:
+        client = testing.TestClient(service.app)
+        hall = {"name": "floor", "capacity": 10}
+        location = client.simulate_post("/locations", json={"Name": "Hall", "Halls": [hall]}).json
+        body = {"Name": "Real", "StartDate": 1, "EndDate": 2, "Location": {"ID": location["ID"]}}
+        assert client.simulate_post("/events", json=body).status_code == 201
+        for bad in INJECTIONS:
+            for field in ("Name", "StartDate"):
+                r = client.simulate_post("/events", json={**body, field: bad})
+                assert r.status_code == 422, (field, bad, r.text)
+            r = client.simulate_post("/events", json={**body, "Location": {"ID": bad}})
+            assert r.status_code == 422, (bad, r.text)
+            r = client.simulate_post("/locations", json={"Name": bad, "Halls": [hall]})
+            assert r.status_code == 422, (bad, r.text)
+            text = json.dumps(bad)
+            for path in (f"/events/{text}", f"/events/name/{text}", f"/events/id/{text}", f"/locations/{text}"):
+                assert client.simulate_get(path).status_code == 404, path
+            assert client.simulate_patch(f"/events/{text}", json={"Name": "x"}).status_code == 404
+        assert [e["Name"] for e in client.simulate_get("/events").json] == ["Real"]
+        assert len(client.simulate_get("/locations").json) == 1
+    finally:
+        service.close()
