@@ -27,6 +27,7 @@ OPTIONS: Mapping[str, str] = {
     "mandatory": "true (default): a message no queue is bound for fails with Unroutable; false: dropped",
     "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
     "missing_id": "hash (default) or fresh: the id of a message that has no message_id property",
+    "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
 }
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -45,6 +46,7 @@ class Settings:
     mandatory: bool = True
     confirm_timeout: float = 30.0
     missing_id: str = "hash"
+    queue_expires: float | None = None
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -61,10 +63,17 @@ class Settings:
     def queue_arguments(self, group: str) -> dict[str, Any]:
         """Arguments of the queue of ``group``: its type and where the broker itself dead-letters to."""
         return {
-            "x-queue-type": self.queue_type,
+            **self.dead_letter_queue_arguments(),
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": group,
         }
+
+    def dead_letter_queue_arguments(self) -> dict[str, Any]:
+        """Arguments of a dead-letter queue: its type, and its expiry when ``queue_expires`` is set."""
+        args: dict[str, Any] = {"x-queue-type": self.queue_type}
+        if self.queue_expires is not None:
+            args["x-expires"] = int(self.queue_expires * 1000)
+        return args
 
 
 def _bool(name: str, value: Any) -> bool:
@@ -126,4 +135,9 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         mandatory=_bool("mandatory", ours.get("mandatory", True)),
         confirm_timeout=_number("confirm_timeout", ours.get("confirm_timeout", 30.0), float, 0.001),
         missing_id=missing_id,
+        queue_expires=(
+            None
+            if ours.get("queue_expires") in (None, "")
+            else _number("queue_expires", ours["queue_expires"], float, 1.0)
+        ),
     )

@@ -75,7 +75,7 @@ def declare_group(channel: Any, settings: Settings, group: str, names: Collectio
     for key in sorted(names) if names is not None else ["#"]:
         channel.queue_bind(queue, s.exchange, routing_key=key)
     dead = s.dead_letter_queue(group)
-    channel.queue_declare(dead, durable=True, arguments={"x-queue-type": s.queue_type})
+    channel.queue_declare(dead, durable=True, arguments=s.dead_letter_queue_arguments())
     channel.queue_bind(dead, s.dead_letter_exchange, routing_key=group)
     return queue
 
