@@ -48,6 +48,7 @@ class Token:
     routing_key: str
     properties: pika.BasicProperties
     body: bytes
+    redelivered: bool = False
 
 
 def connect(settings: Settings) -> pika.BlockingConnection:
@@ -107,7 +108,9 @@ class RabbitConsumer(Consumer):
             generation = self._generation
 
             def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                self._buffer.append(Token(generation, method.delivery_tag, method.routing_key, props, body))
+                self._buffer.append(
+                    Token(generation, method.delivery_tag, method.routing_key, props, body, bool(method.redelivered))
+                )
 
             channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
         except DRIVER_ERRORS as exc:
@@ -156,10 +159,9 @@ class RabbitConsumer(Consumer):
     def _delivery(self, token: Token) -> Delivery:
         headers = token.properties.headers or {}
         count = headers.get("x-delivery-count")
-        if isinstance(count, int) and not isinstance(count, bool):
-            attempt = count + 1
-        else:
-            attempt = 1
+        # A quorum queue counts the earlier deliveries; a classic queue only says "delivered before".
+        counted = isinstance(count, int) and not isinstance(count, bool)
+        attempt = count + 1 if isinstance(count, int) and counted else (2 if token.redelivered else 1)
         try:
             env = _wire.envelope_of(token.routing_key, token.properties, token.body, self.settings.missing_id)
         except (ValueError, TypeError, UnicodeDecodeError) as exc:
@@ -167,7 +169,9 @@ class RabbitConsumer(Consumer):
         return Delivery(env, attempt=attempt, token=token)
 
     def _current(self, deliveries: Sequence[Delivery]) -> list[int]:
-        return [d.token.tag for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation]
+        return [
+            d.token.tag for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation
+        ]
 
     def _settle(self, tags: Sequence[int], requeue: bool | None) -> None:
         if not tags or self._channel is None:

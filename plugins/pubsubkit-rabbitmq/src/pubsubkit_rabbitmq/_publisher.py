@@ -89,12 +89,12 @@ class _Link:
                 on_open_error_callback=self._on_open_error,
                 on_close_callback=self._on_closed,
             )
-        except Exception as exc:  # noqa: BLE001 - any failure to start is a lost connection
+        except Exception as exc:  # any failure to start is a lost connection
             self._finish(f"cannot connect: {exc!r}")
             return
         try:
             self.conn.ioloop.start()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._finish(f"connection failed: {exc!r}")
         finally:
             self._finish("connection closed")
@@ -251,7 +251,7 @@ class Publisher:
         assert conn is not None
         try:
             conn.ioloop.add_callback_threadsafe(lambda: link.publish_now(batch, messages))
-        except Exception as exc:  # noqa: BLE001 - the I/O loop is closing
+        except Exception as exc:  # the I/O loop is closing
             raise ConnectionLost(f"{redact(self.settings.url)}: connection closing: {exc!r}") from exc
         deadline = time.monotonic() + self.settings.confirm_timeout
         while not batch.done.wait(0.05):

@@ -101,7 +101,9 @@ class RabbitTransport(Transport):
             method, props, body = channel.basic_get(queue, auto_ack=False)
             if method is None:
                 break
-            out.append((method.delivery_tag, props, body, _wire.letter_of(group, props, body, self.settings.missing_id)))
+            out.append(
+                (method.delivery_tag, props, body, _wire.letter_of(group, props, body, self.settings.missing_id))
+            )
         return out
 
     def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
@@ -134,9 +136,7 @@ class RabbitTransport(Transport):
                     if letter.envelope is None:
                         raise NotFound(f"dead letter {letter_id} has no decodable message to replay")
                     original = _wire.strip_dead_letter_headers(props)
-                    self.publisher.publish(
-                        [Outgoing(self.settings.exchange, letter.envelope.name, body, original)]
-                    )
+                    self.publisher.publish([Outgoing(self.settings.exchange, letter.envelope.name, body, original)])
                     channel.basic_ack(tag)
                     return
                 start = len(batch)

@@ -103,9 +103,7 @@ def _derived_id(name: str, headers: Mapping[str, Any], body: bytes) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, digest.hexdigest()))
 
 
-def envelope_of(
-    routing_key: str, props: pika.BasicProperties, body: bytes, missing_id: str = "hash"
-) -> Envelope:
+def envelope_of(routing_key: str, props: pika.BasicProperties, body: bytes, missing_id: str = "hash") -> Envelope:
     """The envelope an AMQP message carries; ValueError when it cannot carry one (a poison message)."""
     raw_headers: Mapping[str, Any] = props.headers or {}
     name = _text(raw_headers.get(EVENT_NAME)) or routing_key
@@ -140,9 +138,7 @@ def envelope_of(
     message_id = props.message_id
     if not message_id:
         message_id = _derived_id(name, raw_headers, body) if missing_id == "hash" else new_id()
-    return Envelope(
-        id=message_id, name=name, payload=body, key=key_text, occurred_at=occurred_at, headers=headers
-    )
+    return Envelope(id=message_id, name=name, payload=body, key=key_text, occurred_at=occurred_at, headers=headers)
 
 
 def dead_letter_headers(letter: DeadLetter, letter_id: str, undecodable: bool) -> dict[str, Any]:
