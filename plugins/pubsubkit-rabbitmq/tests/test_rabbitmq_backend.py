@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from pubsubkit_rabbitmq import RabbitTransport, Unroutable
 from rabbitmq_support import raw_channel, with_query
 
 import pubsubkit
 from pubsubkit.envelope import Envelope, new_id
 from pubsubkit.testing import Collector, EventKit, unique_name, wait_until
 from pubsubkit.transport import DeadLetter, Delivery
-from pubsubkit_rabbitmq import RabbitTransport, Unroutable
 
 
 @pytest.fixture
@@ -107,7 +107,8 @@ def test_delivery_count_and_release(broker: pubsubkit.Broker, kit: EventKit) -> 
         assert first.attempt == 1
         consumer.release([first])
         [again] = receive(consumer, 1)
-        assert again.envelope is not None and again.envelope.id == env.id
+        assert again.envelope is not None
+        assert again.envelope.id == env.id
         assert again.attempt == 2
         consumer.ack([again])
         assert consumer.receive(10, 0.2) == []
@@ -124,7 +125,8 @@ def test_classic_queues(amqp_url: str, url: str, kit: EventKit) -> None:
             [first] = receive(consumer, 1)
             consumer.release([first])
             [again] = receive(consumer, 1)
-            assert again.envelope is not None and again.envelope.id == env.id
+            assert again.envelope is not None
+            assert again.envelope.id == env.id
             assert again.attempt == 2  # from the redelivered flag
             consumer.ack([again])
         finally:
@@ -137,9 +139,11 @@ def test_a_queue_of_another_type_is_a_config_error(url: str, kit: EventKit) -> N
     group = kit.name("g")
     with pubsubkit.open_broker(url, codec=kit.codec) as broker:
         broker.transport.consumer(group, None).close()
-    with pubsubkit.open_broker(url, codec=kit.codec, queue_type="classic") as broker:
-        with pytest.raises(pubsubkit.ConfigError, match="refused"):
-            broker.transport.consumer(group, None)
+    with (
+        pubsubkit.open_broker(url, codec=kit.codec, queue_type="classic") as broker,
+        pytest.raises(pubsubkit.ConfigError, match="refused"),
+    ):
+        broker.transport.consumer(group, None)
 
 
 def test_dead_letter_queue_is_readable_by_any_client(amqp_url: str, broker: pubsubkit.Broker, kit: EventKit) -> None:
@@ -161,8 +165,11 @@ def test_dead_letter_queue_is_readable_by_any_client(amqp_url: str, broker: pubs
         3,
         env.name,
     )
-    assert letter.envelope is not None and letter.envelope.id == env.id and letter.envelope.key == "k"
-    assert letter.id is not None and letter.id.startswith(f"{group}/")
+    assert letter.envelope is not None
+    assert letter.envelope.id == env.id
+    assert letter.envelope.key == "k"
+    assert letter.id is not None
+    assert letter.id.startswith(f"{group}/")
     assert broker.transport.dead_letters(group) == [letter], "listing took the letter away"
     with raw_channel(amqp_url) as ch:
         method, props, body = ch.basic_get(broker.transport.settings.dead_letter_queue(group), auto_ack=False)
