@@ -10,6 +10,9 @@ from rabbitmq_support import raw_channel, with_query
 
 from pubsubkit.envelope import new_id
 from pubsubkit.testing import MessagingSuite, ServerControl, unique_name
+from pubsubkit.testing._base import MessagingFixtures
+from pubsubkit.testing._delivery import DeliveryCases
+from pubsubkit.testing._lifecycle import LifecycleCases
 
 
 class TestRabbitMessaging(MessagingSuite):
@@ -37,3 +40,14 @@ class TestRabbitMessaging(MessagingSuite):
                 ch.basic_publish(exchange, name, b"\xff\xfe", props, mandatory=True)
 
         return publish
+
+
+class TestRabbitSingleActiveOrdering(MessagingFixtures):
+    """With ``single_active=true`` one member of a group consumes at a time: the ordering cases hold."""
+
+    @pytest.fixture
+    def broker_url(self, amqp_url: str) -> str:
+        return with_query(amqp_url, exchange=unique_name("ex"), queue_expires="300", single_active="true")
+
+    test_05_no_ack_holds_order = LifecycleCases.test_05_no_ack_holds_order
+    test_09_ordering_per_key = DeliveryCases.test_09_ordering_per_key

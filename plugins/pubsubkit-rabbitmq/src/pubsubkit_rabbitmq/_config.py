@@ -27,6 +27,7 @@ OPTIONS: Mapping[str, str] = {
     "mandatory": "true (default): a message no queue is bound for fails with Unroutable; false: dropped",
     "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
     "missing_id": "hash (default) or fresh: the id of a message that has no message_id property",
+    "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
     "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
 }
 
@@ -47,6 +48,7 @@ class Settings:
     confirm_timeout: float = 30.0
     missing_id: str = "hash"
     queue_expires: float | None = None
+    single_active: bool = False
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -62,11 +64,14 @@ class Settings:
 
     def queue_arguments(self, group: str) -> dict[str, Any]:
         """Arguments of the queue of ``group``: its type and where the broker itself dead-letters to."""
-        return {
+        args = {
             **self.dead_letter_queue_arguments(),
             "x-dead-letter-exchange": self.dead_letter_exchange,
             "x-dead-letter-routing-key": group,
         }
+        if self.single_active:
+            args["x-single-active-consumer"] = True
+        return args
 
     def dead_letter_queue_arguments(self) -> dict[str, Any]:
         """Arguments of a dead-letter queue: its type, and its expiry when ``queue_expires`` is set."""
@@ -135,6 +140,7 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         mandatory=_bool("mandatory", ours.get("mandatory", True)),
         confirm_timeout=_number("confirm_timeout", ours.get("confirm_timeout", 30.0), float, 0.001),
         missing_id=missing_id,
+        single_active=_bool("single_active", ours.get("single_active", False)),
         queue_expires=(
             None
             if ours.get("queue_expires") in (None, "")

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, TypeVar
 
+import attrs
 import pika
 import pika.exceptions
 
@@ -42,6 +43,8 @@ class RabbitTransport(Transport):
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
         self.settings = _config.parse(url, options)
+        if self.settings.single_active:  # one member at a time consumes: the listener keeps per-key order
+            self.capabilities = attrs.evolve(CAPABILITIES, ordered=True)
         self.publisher = Publisher(self.settings)
         self._closed = False
         self._groups: set[str] = set()
