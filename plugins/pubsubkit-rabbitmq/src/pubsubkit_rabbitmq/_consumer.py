@@ -93,6 +93,7 @@ class RabbitConsumer(Consumer):
         self._channel: Any = None
         self._generation = 0
         self._buffer: collections.deque[Token] = collections.deque()
+        self._outstanding: collections.deque[int] = collections.deque()  # handed out, not settled, in order
         self._closed = False
         self._connect()
 
@@ -123,6 +124,7 @@ class RabbitConsumer(Consumer):
         """Forget the connection (after an error); what it delivered comes back to the group by itself."""
         conn, self._conn, self._channel = self._conn, None, None
         self._buffer.clear()
+        self._outstanding.clear()
         if conn is not None:
             with contextlib.suppress(*DRIVER_ERRORS):
                 if conn.is_open:
@@ -153,7 +155,9 @@ class RabbitConsumer(Consumer):
             raise self._lost(exc, "receiving") from exc
         out: list[Delivery] = []
         while self._buffer and len(out) < max_messages:
-            out.append(self._delivery(self._buffer.popleft()))
+            token = self._buffer.popleft()
+            self._outstanding.append(token.tag)
+            out.append(self._delivery(token))
         return out
 
     def _delivery(self, token: Token) -> Delivery:
@@ -174,16 +178,30 @@ class RabbitConsumer(Consumer):
         ]
 
     def _settle(self, tags: Sequence[int], requeue: bool | None) -> None:
+        """Ack (``requeue`` None) or nack ``tags``; the oldest unsettled ones with one ``multiple`` frame."""
         if not tags or self._channel is None:
             return
+        todo = set(tags)
+        outstanding = self._outstanding
+        last = None
+        while outstanding and outstanding[0] in todo:
+            last = outstanding.popleft()
+            todo.discard(last)
+        if todo:
+            self._outstanding = collections.deque(t for t in outstanding if t not in todo)
         try:
-            for tag in tags:
-                if requeue is None:
-                    self._channel.basic_ack(tag)
-                else:
-                    self._channel.basic_nack(tag, requeue=requeue)
+            if last is not None:
+                self._send(last, requeue, multiple=True)
+            for tag in sorted(todo):
+                self._send(tag, requeue, multiple=False)
         except DRIVER_ERRORS as exc:
             raise self._lost(exc, "settling") from exc
+
+    def _send(self, tag: int, requeue: bool | None, multiple: bool) -> None:
+        if requeue is None:
+            self._channel.basic_ack(tag, multiple=multiple)
+        else:
+            self._channel.basic_nack(tag, multiple=multiple, requeue=requeue)
 
     def ack(self, deliveries: Sequence[Delivery]) -> None:
         self._settle(self._current(deliveries), None)
