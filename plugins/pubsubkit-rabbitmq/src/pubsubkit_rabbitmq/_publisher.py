@@ -30,7 +30,12 @@ log = logging.getLogger("pubsubkit.rabbitmq")
 
 
 class Unroutable(PublishError):
-    """The broker returned a message because no queue is bound for its routing key (``mandatory``)."""
+    """The broker returned a message because no queue is bound for its routing key (``mandatory``).
+
+    Publishing it again would not help until a queue is bound, so the emitter does not retry it.
+    """
+
+    retryable = False
 
 
 class Outgoing(NamedTuple):
