@@ -81,6 +81,7 @@ class _Link:
         self.next_tag = 0
         self.pending: dict[int, tuple[_Batch, str | None]] = {}  # delivery tag -> batch, message id
         self.returned: set[int] = set()
+        self.stopping = False  # closed by its publisher: close the connection as soon as it opens
         self.thread = threading.Thread(target=self._run, name="pubsubkit-rabbitmq-publisher", daemon=True)
         self.thread.start()
 
@@ -117,6 +118,9 @@ class _Link:
         self.over.set()
 
     def _on_open(self, conn: Any) -> None:
+        if self.stopping:
+            self.close_now()
+            return
         conn.channel(on_open_callback=self._on_channel)
 
     def _on_open_error(self, conn: Any, exc: BaseException) -> None:
@@ -201,10 +205,18 @@ class _Link:
             batch.fail(ConnectionLost(f"{redact(self.settings.url)}: publishing failed: {exc!r}"))
 
     def close_now(self) -> None:
+        """Close the connection (on the I/O thread); the I/O loop stops once it is closed."""
+        self.stopping = True
         conn = self.conn
-        if conn is not None and not (conn.is_closing or conn.is_closed):
-            conn.close()
-        elif conn is not None:
+        if conn is None:
+            return
+        try:
+            if conn.is_open:
+                conn.close()
+                return
+        except pika.exceptions.AMQPError:
+            pass
+        if conn.is_closed:
             conn.ioloop.stop()
 
 
@@ -236,6 +248,7 @@ class Publisher:
         return link
 
     def _drop(self, link: _Link) -> None:
+        link.stopping = True
         conn = link.conn
         if conn is not None:
             with contextlib.suppress(Exception):

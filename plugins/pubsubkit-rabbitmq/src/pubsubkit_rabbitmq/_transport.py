@@ -13,7 +13,7 @@ import pika
 import pika.exceptions
 
 from pubsubkit.envelope import Envelope
-from pubsubkit.errors import Closed, ConnectionLost, NotFound
+from pubsubkit.errors import Closed, NotFound
 from pubsubkit.registry import redact
 from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Transport
 from pubsubkit_rabbitmq import _config, _wire
@@ -128,12 +128,11 @@ class RabbitTransport(Transport):
             raise NotFound(f"dead letter {letter_id!r} does not exist (ids look like <group>/<id>)")
 
         def replay(channel: Any) -> None:
-            start = 0
-            while True:
+            while True:  # the letters read stay unacknowledged on this channel, so each read gets the next ones
                 batch = self._letters(channel, group, 500)
-                if len(batch) <= start:
+                if not batch:
                     raise NotFound(f"dead letter {letter_id} does not exist in group {group}")
-                for tag, props, body, letter in batch[start:]:
+                for tag, props, body, letter in batch:
                     if letter.id != letter_id:
                         continue
                     if letter.envelope is None:
@@ -142,9 +141,5 @@ class RabbitTransport(Transport):
                     self.publisher.publish([Outgoing(self.settings.exchange, letter.envelope.name, body, original)])
                     channel.basic_ack(tag)
                     return
-                start = len(batch)
 
-        try:
-            self._with_channel(replay)
-        except ConnectionLost:
-            raise
+        self._with_channel(replay)
