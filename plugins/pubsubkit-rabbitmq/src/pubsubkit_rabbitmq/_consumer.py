@@ -211,23 +211,26 @@ class RabbitConsumer(Consumer):
 
     def dead_letter(self, delivery: Delivery, letter: DeadLetter) -> None:
         token = delivery.token
-        if not isinstance(token, Token):
-            return
+        if not isinstance(token, Token) or token.generation != self._generation or self._channel is None:
+            return  # delivered on a lost connection: it comes back to the group, and is handled again
         letter_id = letter.id or f"{self.group}/{new_id()}"
         props = token.properties
         headers = dict(props.headers or {})
         headers.update(_wire.dead_letter_headers(letter, letter_id, delivery.envelope is None))
+        message_id = props.message_id
+        if delivery.envelope is not None:
+            # A message of another client keeps the id and name it was handled with, for a replay.
+            message_id = message_id or delivery.envelope.id
+            headers.setdefault(_wire.EVENT_NAME, delivery.envelope.name)
         out = pika.BasicProperties(
             content_type=props.content_type,
             content_encoding=props.content_encoding,
             delivery_mode=_wire.PERSISTENT,
-            message_id=props.message_id or (delivery.envelope.id if delivery.envelope is not None else None),
+            message_id=message_id,
             timestamp=props.timestamp,
             correlation_id=props.correlation_id,
             headers=headers,
         )
-        if delivery.envelope is not None and not props.message_id:
-            headers.setdefault(_wire.EVENT_NAME, delivery.envelope.name)
         # Stored in the dead-letter queue (confirmed) before the original is acknowledged: never lost.
         try:
             self.transport.publisher.publish(
@@ -235,8 +238,7 @@ class RabbitConsumer(Consumer):
             )
         except PubsubkitError as exc:
             raise ConnectionLost(f"dead-lettering a message of group {self.group}: {exc}") from exc
-        if token.generation == self._generation:
-            self._settle([token.tag], None)
+        self._settle([token.tag], None)
 
     def close(self) -> None:
         if self._closed:
