@@ -131,3 +131,24 @@ def test_round_trip_keeps_the_envelope(amqp_url: str, broker: pubsubkit.Broker, 
         env.occurred_at,
     )
     assert got.headers == env.headers
+
+
+def test_go_message_that_cannot_be_decoded_is_dead_lettered(
+    amqp_url: str, broker: pubsubkit.Broker, kit: EventKit
+) -> None:
+    """A Go message whose payload does not fit the event is a poison message, kept with its derived id."""
+    ping = kit.event_type("booked")
+    group = kit.name("booking")
+    listener = broker.listener(group, poll_interval=0.05)
+    listener.add_handler(ping, Collector())
+    listener.start()
+    assert listener.wait_ready(30)
+    go_publish(amqp_url, kit.name("booked"), b'{"n": "seven"}')
+    wait_until(lambda: broker.transport.dead_letters(group), what="the dead letter")
+    listener.close(timeout=30)
+    [letter] = broker.transport.dead_letters(group)
+    assert (letter.reason, letter.attempts, letter.original_name) == ("poison", 1, kit.name("booked"))
+    assert letter.envelope is not None
+    assert letter.envelope.payload == b'{"n": "seven"}'
+    assert letter.id is not None
+    assert letter.id.startswith(f"{group}/")
