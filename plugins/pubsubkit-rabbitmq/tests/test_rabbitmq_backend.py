@@ -60,6 +60,7 @@ def test_options_from_query_and_keywords() -> None:
         ("amqp://localhost/%2F?queue_type=stream", {}, "queue_type"),
         ("amqp://localhost/%2F?prefetch=none", {}, "prefetch"),
         ("amqp://localhost/%2F?mandatory=maybe", {}, "mandatory"),
+        ("amqp://localhost/%2F?unroutable=maybe", {}, "unroutable"),
         ("amqp://localhost/%2F?hearbeat=3", {}, "hearbeat"),
         ("amqp://localhost/%2F", {"missing_id": "random"}, "missing_id"),
     ],
@@ -79,23 +80,33 @@ def test_unreachable_server_is_a_lost_connection() -> None:
             broker.transport.consumer("g", None)
 
 
-def test_unroutable_message_is_a_publish_error(url: str, broker: pubsubkit.Broker, kit: EventKit) -> None:
+def test_an_unroutable_message_is_logged_by_default(
+    broker: pubsubkit.Broker, kit: EventKit, caplog: pytest.LogCaptureFixture
+) -> None:
     ping = kit.event_type()
-    with pytest.raises(Unroutable, match="no queue is bound") as info:
-        broker.emitter().emit(ping(n=1))
-    assert isinstance(info.value, pubsubkit.PublishError)
-    # Others of the same batch that were routed are stored, once: the emitter does not publish the batch again.
-    consumer = broker.transport.consumer(kit.name("g"), [kit.name("bound")])
-    try:
-        bound = kit.event_type("bound")
-        with pytest.raises(Unroutable):
-            broker.emitter().emit_many([bound(n=1), ping(n=2), bound(n=3)])
-        assert [d.envelope.name for d in receive(consumer, 2) if d.envelope] == [kit.name("bound")] * 2
-        assert consumer.receive(10, 0.3) == []
-    finally:
-        consumer.close()
-    with pubsubkit.open_broker(url, codec=kit.codec, mandatory="false") as lenient:
-        lenient.emitter(retry_for=0).emit(ping(n=3))  # dropped by the broker, as asked
+    with caplog.at_level("WARNING", logger="pubsubkit.rabbitmq"):
+        broker.emitter().emit(ping(n=1))  # nobody listens to it yet: no error in publish/subscribe
+    assert any("no queue is bound" in r.getMessage() for r in caplog.records)
+
+
+def test_an_unroutable_message_is_a_publish_error_when_asked(url: str, kit: EventKit) -> None:
+    with pubsubkit.open_broker(url, codec=kit.codec, unroutable="fail") as broker:
+        ping = kit.event_type()
+        with pytest.raises(Unroutable, match="no queue is bound") as info:
+            broker.emitter().emit(ping(n=1))
+        assert isinstance(info.value, pubsubkit.PublishError)
+        # Others of the same batch that were routed are stored, once: the emitter does not publish the batch again.
+        consumer = broker.transport.consumer(kit.name("g"), [kit.name("bound")])
+        try:
+            bound = kit.event_type("bound")
+            with pytest.raises(Unroutable):
+                broker.emitter().emit_many([bound(n=1), ping(n=2), bound(n=3)])
+            assert [d.envelope.name for d in receive(consumer, 2) if d.envelope] == [kit.name("bound")] * 2
+            assert consumer.receive(10, 0.3) == []
+        finally:
+            consumer.close()
+        with pubsubkit.open_broker(url, codec=kit.codec, mandatory="false") as lenient:
+            lenient.emitter(retry_for=0).emit(ping(n=3))  # dropped by the broker, as asked
 
 
 def test_delivery_count_and_release(broker: pubsubkit.Broker, kit: EventKit) -> None:

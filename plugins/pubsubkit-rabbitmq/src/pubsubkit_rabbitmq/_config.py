@@ -24,7 +24,8 @@ OPTIONS: Mapping[str, str] = {
     "exchange": "durable topic exchange events are published to (default events)",
     "queue_type": "quorum (default) or classic: the type of the queues of the consumer groups",
     "prefetch": "unacknowledged messages the broker sends one consumer ahead (default 100)",
-    "mandatory": "true (default): a message no queue is bound for fails with Unroutable; false: dropped",
+    "mandatory": "true (default): the broker returns a message no queue is bound for; false: drops it silently",
+    "unroutable": "warn (default): a returned message is logged, the publish succeeds; fail: it raises Unroutable",
     "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
     "missing_id": "hash (default) or fresh: the id of a message that has no message_id property",
     "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
@@ -45,6 +46,7 @@ class Settings:
     queue_type: str = "quorum"
     prefetch: int = 100
     mandatory: bool = True
+    unroutable: str = "warn"
     confirm_timeout: float = 30.0
     missing_id: str = "hash"
     queue_expires: float | None = None
@@ -128,6 +130,9 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
     queue_type = str(ours.get("queue_type", "quorum")).lower()
     if queue_type not in ("quorum", "classic"):
         raise ConfigError(f"rabbitmq option queue_type={queue_type!r}: use quorum or classic")
+    unroutable = str(ours.get("unroutable", "warn")).lower()
+    if unroutable not in ("warn", "fail"):
+        raise ConfigError(f"rabbitmq option unroutable={unroutable!r}: use warn or fail")
     missing_id = str(ours.get("missing_id", "hash")).lower()
     if missing_id not in ("hash", "fresh"):
         raise ConfigError(f"rabbitmq option missing_id={missing_id!r}: use hash or fresh")
@@ -138,6 +143,7 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         queue_type=queue_type,
         prefetch=_number("prefetch", ours.get("prefetch", 100), int, 1),
         mandatory=_bool("mandatory", ours.get("mandatory", True)),
+        unroutable=unroutable,
         confirm_timeout=_number("confirm_timeout", ours.get("confirm_timeout", 30.0), float, 0.001),
         missing_id=missing_id,
         single_active=_bool("single_active", ours.get("single_active", False)),

@@ -4,8 +4,9 @@ pika is not thread-safe, so every publishing thread hands its batch to the conne
 (``add_callback_threadsafe``), which publishes the whole batch at once and then waits for the broker's
 confirms by delivery tag; the calling thread wakes when the last one came. Batches of several threads share
 the connection and the channel, so many confirms are in flight at a time. A message returned as unroutable
-(``mandatory``) fails its batch with :class:`Unroutable`. When the connection drops, the batches still waiting
-fail with ConnectionLost, and the next publish opens a new connection.
+(``mandatory``) is logged, or fails its batch with :class:`Unroutable` under ``unroutable=fail``. When the
+connection drops, the batches still waiting fail with ConnectionLost, and the next publish opens a new
+connection.
 """
 
 from __future__ import annotations
@@ -171,10 +172,14 @@ class _Link:
         error: PubsubkitError | None = None
         if tag in self.returned:
             self.returned.discard(tag)
-            error = Unroutable(
+            what = (
                 f"message {message_id} was returned by the broker: no queue is bound to exchange"
-                f" {self.settings.exchange!r} for its name (start a listener first, or open with mandatory=false)"
+                f" {self.settings.exchange!r} for its name"
             )
+            if self.settings.unroutable == "fail":
+                error = Unroutable(f"{what} (start a listener first, or open with unroutable=warn)")
+            else:  # an event nobody listens to yet is no error in publish/subscribe: say so, and go on
+                log.warning("%s; nobody received it (unroutable=fail makes this an error)", what)
         elif nack:
             error = PublishError(f"the broker refused message {message_id} (nack)")
         batch.settle(error)
