@@ -1,12 +1,13 @@
-"""The ``myevents`` command: ``serve`` (both services), ``event-service``, ``booking-service``."""
+"""The ``myevents`` command: ``serve`` (both services), ``event-service``, ``booking-service``, ``token``."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
-from myevents import config, logs
+from myevents import auth, config, logs
 from myevents.config import DEFAULT_BINDS, Config, Service
 from pubsubkit import PubsubkitError
 
@@ -32,7 +33,42 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"run the {service} service alone")
         _common(p)
         p.add_argument("--bind", metavar="HOST:PORT", help=f"listen address (default {DEFAULT_BINDS[service]})")
+    token = sub.add_parser(
+        "token",
+        help="print a token for local use: 'token organizer', 'token user ann'",
+        description="Print a signed token (and nothing else), with the secret the services use.",
+    )
+    token.add_argument("role", choices=auth.ROLES)
+    token.add_argument("subject", nargs="?", help="the user id (required for a user; default: the role's name)")
+    token.add_argument("--ttl", type=_duration, default=DEFAULT_TTL, metavar="DURATION", help="e.g. 3600, 30m, 12h, 7d")
+    token.add_argument("--config", metavar="FILE", help="a config.json (or MYEVENTS_CONFIG)")
+    token.add_argument("--data-dir", metavar="DIR", help="where the default secret is kept (default ./data)")
     return parser
+
+
+#: How long a token of ``myevents token`` is valid unless told.
+DEFAULT_TTL = 12 * 3600
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([smhd]?)", text.strip())
+    if m is None or int(m[1]) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3600, 30m, 12h or 7d")
+    return int(m[1]) * _UNITS[m[2]]
+
+
+def _token(args: argparse.Namespace) -> int:
+    subject = args.subject or (args.role if args.role == "organizer" else None)
+    if subject is None:
+        print("myevents: error: name the user: myevents token user NAME", file=sys.stderr)
+        return 2
+    if not auth.SUBJECT.fullmatch(subject):
+        print(f"myevents: error: {subject!r} is not a user id (1 to 64 letters, digits, _.@-)", file=sys.stderr)
+        return 2
+    cfg = config.load("events", config_file=args.config, data_dir=args.data_dir)
+    print(auth.issue(auth.settings(cfg), args.role, subject, args.ttl))
+    return 0
 
 
 def _load(service: Service, args: argparse.Namespace, bind: str | None) -> Config:
@@ -64,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure("myevents", configs[0].log_level)
     for cfg in configs:
         check_backends(cfg)
+        auth.settings(cfg)  # makes the data directory's secret, if needed, before both services read it
     commands = [
         child_command(["event-service", "--bind", configs[0].bind, *_passed_on(args, configs[0])]),
         child_command(["booking-service", "--bind", configs[1].bind, *_passed_on(args, configs[1])]),
@@ -79,6 +116,7 @@ def _one(service: Service, args: argparse.Namespace) -> int:
 
     cfg = _load(service, args, args.bind)
     check_backends(cfg)
+    auth.settings(cfg)
     logs.configure(service, cfg.log_level)
     ServiceApplication(cfg).run()
     return 0
@@ -89,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "token":
+            return _token(args)
         return _one("events" if args.command == "event-service" else "booking", args)
     except PubsubkitError as exc:
         print(f"myevents: error: {exc}", file=sys.stderr)

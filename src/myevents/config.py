@@ -22,7 +22,7 @@ import attrs
 from myevents.web.body import DEFAULT_MAX_BODY
 from pubsubkit import ConfigError
 
-__all__ = ["DEFAULT_BINDS", "FILE_KEYS", "Config", "Service", "load"]
+__all__ = ["DEFAULT_BINDS", "FILE_KEYS", "MIN_SECRET_BYTES", "Config", "Service", "check_secret", "load"]
 
 Service = Literal["events", "booking"]
 
@@ -40,10 +40,16 @@ FILE_KEYS: Final = (
     "sqs_message_broker",
     "certfile",
     "keyfile",
+    "jwt_secret",
+    "jwt_issuer",
+    "jwt_audience",
 )
 BROKER_TYPES: Final = ("amqp", "kafka", "sqs", "sqlite")
 DATABASE_TYPES: Final = ("mongodb", "dynamodb", "sqlite")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+DEFAULT_ISSUER: Final = "myevents"
+#: HS256 keys shorter than its digest are refused (RFC 7518, section 3.2).
+MIN_SECRET_BYTES: Final = 32
 
 # The original's defaults, used when a file picks a backend type without saying where it is.
 ORIGINAL_AMQP: Final = "amqp://guest:guest@localhost:5672"
@@ -73,6 +79,10 @@ class Config:
     threads: int = 8
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_level: str = "info"
+    #: The token secret; ``None``: the one kept in the data directory (see :mod:`myevents.auth`).
+    jwt_secret: str | None = attrs.field(default=None, repr=False)
+    jwt_issuer: str = DEFAULT_ISSUER
+    jwt_audience: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -248,7 +258,37 @@ def load(
         keyfile=tls[1] if tls else None,
         workers=n,
         log_level=level,
+        **_tokens(file, env),
     )
+
+
+def check_secret(secret: bytes, source: str) -> bytes:
+    """``secret`` if it is long enough; a :class:`ConfigError` naming ``source`` and the fix otherwise.
+
+    The message gives the length, never the secret.
+    """
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            f"{source} is {len(secret)} bytes; HS256 needs at least {MIN_SECRET_BYTES}: set a longer one, e.g. the "
+            "output of: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    return secret
+
+
+def _tokens(file: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """The token settings: ``MYEVENTS_JWT_*`` variables, then ``jwt_*`` keys; no secret means the data dir's."""
+    out: dict[str, Any] = {}
+    for key in ("secret", "issuer", "audience"):
+        name = f"MYEVENTS_JWT_{key.upper()}"
+        value = env.get(name) or file.get(f"jwt_{key}")
+        if value:
+            out[f"jwt_{key}"] = value
+            source = name if env.get(name) else f"config key jwt_{key}"
+            if key == "secret":
+                check_secret(value.encode(), source)
+            elif value != value.strip():
+                raise ConfigError(f"{source}: {value!r} has spaces around it: remove them")
+    return out
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

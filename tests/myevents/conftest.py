@@ -1,14 +1,18 @@
 """Both services in this process on ``memory://`` backends (one fresh broker and two stores per test), and
-the ``myevents`` processes of the end-to-end tests."""
+the ``myevents`` processes of the end-to-end tests.
+
+``events_client`` calls as an organizer and ``booking_client`` as the user ``alice`` unless a request sends
+other headers (``organizer``, ``user("bob")``, or none: ``anonymous``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from falcon import testing
 from myevents_procs import Proc
-from myevents_support import Bus, make_config
+from myevents_support import Bus, as_organizer, as_user, make_config
 
 import pubsubkit
 from myevents import booking, events
@@ -36,13 +40,25 @@ def booking_service(urls: dict[str, str]) -> Iterator[Service]:
 
 
 @pytest.fixture
-def events_client(events_service: Service) -> testing.TestClient:
-    return testing.TestClient(events_service.app)
+def organizer() -> dict[str, str]:
+    """Headers with an organizer's token."""
+    return as_organizer()
+
+
+@pytest.fixture
+def user() -> Callable[[str], dict[str, str]]:
+    """Headers with the token of the user named."""
+    return as_user
+
+
+@pytest.fixture
+def events_client(events_service: Service, organizer: dict[str, str]) -> testing.TestClient:
+    return testing.TestClient(events_service.app, headers=organizer)
 
 
 @pytest.fixture
 def booking_client(booking_service: Service) -> testing.TestClient:
-    return testing.TestClient(booking_service.app)
+    return testing.TestClient(booking_service.app, headers=as_user("alice"))
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Helpers of the myevents tests: waiting, watching the bus, creating locations and events."""
+"""Helpers of the myevents tests: tokens, waiting, watching the bus, creating locations and events."""
 
 from __future__ import annotations
 
@@ -10,7 +10,30 @@ from typing import Any
 from falcon import testing
 
 import pubsubkit
-from myevents import config, contracts
+from myevents import auth, config, contracts
+
+#: The token secret of the services the tests start (never one of a real deployment).
+TEST_SECRET = "test-secret-of-the-myevents-suite-0123456789"
+TEST_AUTH = auth.AuthSettings(TEST_SECRET.encode(), config.DEFAULT_ISSUER)
+
+
+def token(
+    role: auth.Role, subject: str | None = None, ttl: float = 3600, settings: auth.AuthSettings = TEST_AUTH
+) -> str:
+    """A token the test services accept: an organizer's, or a user's (``subject``)."""
+    return auth.issue(settings, role, subject or role, ttl)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def as_organizer() -> dict[str, str]:
+    return bearer(token("organizer"))
+
+
+def as_user(name: str) -> dict[str, str]:
+    return bearer(token("user", name))
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -95,4 +118,5 @@ def known_to_booking(client: testing.TestClient, event_id: str, **expect: Any) -
 
 
 def make_config(service: config.Service, broker: str, store: str) -> config.Config:
-    return config.load(service, env={"MYEVENTS_BROKER_URL": broker, "MYEVENTS_STORE_URL": store})
+    env = {"MYEVENTS_BROKER_URL": broker, "MYEVENTS_STORE_URL": store, "MYEVENTS_JWT_SECRET": TEST_SECRET}
+    return config.load(service, env=env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from falcon import testing
-from myevents_support import Bus, known_to_booking, new_event, new_location, wait_for
+from myevents_support import Bus, as_organizer, as_user, known_to_booking, new_event, new_location, wait_for
 
 import pubsubkit
 from myevents import contracts
@@ -15,7 +15,10 @@ T0 = datetime(2027, 1, 1, tzinfo=UTC)
 
 
 def book(client: testing.TestClient, event_id: str, seats: int, user: str = "alice") -> testing.Result:
-    return client.simulate_post(f"/events/{event_id}/bookings", json={"seats": seats, "userId": user})
+    """Book as ``user`` (by their token; the body names them too, as the original's clients do)."""
+    return client.simulate_post(
+        f"/events/{event_id}/bookings", json={"seats": seats, "userId": user}, headers=as_user(user)
+    )
 
 
 def test_the_booking_service_learns_events_only_from_the_bus(
@@ -53,13 +56,14 @@ def test_book_list_and_cancel(events_client: testing.TestClient, booking_client:
         "Cancelled": False,
     }
     assert isinstance(booking["Date"], int)
-    other = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"Seats": 1})
+    other = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"Seats": 1}, headers=as_user("bob"))
     assert other.status_code == 201
-    assert other.json["UserID"] == "anonymous"  # the original front end posts only the seats
+    assert other.json["UserID"] == "bob"  # the user is the token's subject; the body needs only the seats
 
-    assert booking_client.simulate_get(f"/events/{ev['ID']}/bookings").json == [booking, other.json]
+    organizer = as_organizer()
+    assert booking_client.simulate_get(f"/events/{ev['ID']}/bookings", headers=organizer).json == [booking, other.json]
     assert booking_client.simulate_get("/users/alice/bookings").json == [booking]
-    assert booking_client.simulate_get("/users/nobody/bookings").json == []
+    assert booking_client.simulate_get("/users/nobody/bookings", headers=as_user("nobody")).json == []
     assert booking_client.simulate_get(f"/bookings/{booking['ID']}").json == booking
     assert booking_client.simulate_get(f"/events/{ev['ID']}").json["SeatsLeft"] == 1
 
@@ -108,7 +112,7 @@ def test_409_when_seats_run_out_and_404_for_unknown_events(
     assert book(booking_client, ev["ID"], 1).status_code == 409
     r = book(booking_client, "unknown-event", 1)
     assert r.status_code == 404
-    assert booking_client.simulate_get("/events/unknown-event/bookings").status_code == 404
+    assert booking_client.simulate_get("/events/unknown-event/bookings", headers=as_organizer()).status_code == 404
     assert booking_client.simulate_get("/events/unknown-event").status_code == 404
 
 
@@ -121,7 +125,7 @@ def test_seats_must_be_a_positive_integer(
         r = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"seats": seats})
         assert r.status_code == 422, seats
         assert r.json["errors"][0]["field"] == "Seats"
-    r = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"userId": "bob"})
+    r = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"userId": "alice"})
     assert r.json["errors"] == [{"field": "Seats", "reason": "is required"}]
     r = booking_client.simulate_post(f"/events/{ev['ID']}/bookings", json={"seats": 1, "userId": "a b"})
     assert r.status_code == 422
@@ -146,7 +150,7 @@ def test_cancelling_an_event_releases_its_bookings(
         contracts.BookingCancelled(first["ID"], ev["ID"], "alice", 2, "cancelled"),
         contracts.BookingCancelled(second["ID"], ev["ID"], "bob", 3, "eventCancelled"),
     ]
-    assert booking_client.simulate_get(f"/bookings/{second['ID']}").json["Cancelled"] is True
+    assert booking_client.simulate_get(f"/bookings/{second['ID']}", headers=as_user("bob")).json["Cancelled"] is True
 
 
 def test_updates_reach_the_copy_and_capacity_follows_the_halls(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+from myevents import auth
 from myevents.booking.ledger import Ledger
 from myevents.booking.metrics import BookingMetrics
 from myevents.booking.openapi import document
@@ -42,7 +43,7 @@ def create_app(config: Config, deps: BookingDeps) -> WebApp:
         "/bookings/{id}": BookingResource(ledger),
         **ops_routes(deps.probes, deps.backends.registry, document()),
     }
-    return new_app(deps.backends.registry, config.max_body_bytes, routes)
+    return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config))
 
 
 def create_service(config: Config, backends: Backends | None = None) -> Service:

@@ -26,7 +26,10 @@ _BOOKING_IN = {
     "required": ["Seats"],
     "properties": {
         "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "UserID": {"type": "string", "default": "anonymous"},
+        "UserID": {
+            "type": "string",
+            "description": "optional: the user is the token's subject; another user's ID is refused with 403",
+        },
     },
 }
 _EVENT = {
@@ -56,28 +59,40 @@ def document() -> dict[str, Any]:
         "/events/{id}/bookings": {
             "parameters": event_id,
             "get": op(
-                "Bookings of an event, cancelled ones included", {"200": json_response("Bookings", bookings)}, 404
+                "Bookings of an event, cancelled ones included (organizer)",
+                {"200": json_response("Bookings", bookings)},
+                404,
+                secured=True,
             ),
             "post": op(
-                "Book seats; emits eventBooked. 409 when not enough seats are left or the event is cancelled",
+                "Book seats for the token's subject; emits eventBooked. 409 when not enough seats are left or the "
+                "event is cancelled",
                 {"201": json_response("Booked", booking)},
                 404,
                 409,
                 body=ref("BookingRequest"),
+                secured=True,
             ),
         },
         "/users/{id}/bookings": {
             "parameters": [path_param("id", "the user's ID")],
-            "get": op("Bookings of a user", {"200": json_response("Bookings", bookings)}),
+            "get": op(
+                "Bookings of a user (that user or an organizer)",
+                {"200": json_response("Bookings", bookings)},
+                secured=True,
+            ),
         },
         "/bookings/{id}": {
             "parameters": [path_param("id", "the booking's ID")],
-            "get": op("One booking", {"200": json_response("Booking", booking)}, 404),
+            "get": op(
+                "One booking (its user or an organizer)", {"200": json_response("Booking", booking)}, 404, secured=True
+            ),
             "delete": op(
-                "Cancel a booking, freeing its seats; emits bookingCancelled",
+                "Cancel a booking, freeing its seats (its user or an organizer); emits bookingCancelled",
                 {"200": json_response("Cancelled", booking)},
                 404,
                 409,
+                secured=True,
             ),
         },
     }

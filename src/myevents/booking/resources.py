@@ -1,4 +1,8 @@
-"""The booking service's resources."""
+"""The booking service's resources.
+
+A booking's user is the subject of the caller's token. A user sees and cancels only their own bookings; an
+organizer sees and cancels any, and alone lists an event's bookings. The service's copy of an event is public.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,13 @@ from typing import Any, Final
 import attrs
 import falcon
 
+from myevents.auth import authenticate, check_user, require_organizer
 from myevents.booking.ledger import Ledger
 from myevents.booking.models import Booking, EventCopy
 from myevents.web.body import json_body
 from myevents.web.decoding import Int, Text, decode, spec
 from myevents.web.middleware import event_headers
+from myevents.web.problems import Problem
 
 __all__ = ["BookingIn", "BookingResource", "EventBookingsResource", "EventResource", "UserBookingsResource"]
 
@@ -21,10 +27,11 @@ USER_ID: Final = Text(max_length=64, pattern=re.compile(r"[A-Za-z0-9_.@-]+"), pa
 
 @attrs.frozen
 class BookingIn:
-    """``{"seats": 2, "userId": "alice"}``; without a user (as the original front end posts) it is "anonymous"."""
+    """``{"seats": 2}``: the user is the token's subject. A ``userId`` (the original's field) is accepted when it
+    names that same user, and refused with 403 otherwise."""
 
     seats: int = attrs.field(metadata=spec("Seats", Int(1, 10_000)))
-    user_id: str = attrs.field(default="anonymous", metadata=spec("UserID", USER_ID))
+    user_id: str | None = attrs.field(default=None, metadata=spec("UserID", USER_ID))
 
 
 def booking_json(b: Booking) -> dict[str, Any]:
@@ -67,11 +74,15 @@ class EventBookingsResource:
         self.ledger = ledger
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        require_organizer(req)
         resp.media = [booking_json(b) for b in self.ledger.of_event(id)]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        caller = authenticate(req)
         data = decode(BookingIn, json_body(req))
-        booking = self.ledger.book(id, data.seats, data.user_id, event_headers(req))
+        if data.user_id is not None and data.user_id != caller.subject:
+            raise Problem(403, "userId must be the token's subject, or be left out", kind="forbidden")
+        booking = self.ledger.book(id, data.seats, caller.subject, event_headers(req))
         resp.status = falcon.HTTP_201
         resp.location = f"/bookings/{booking.id}"
         resp.media = booking_json(booking)
@@ -82,6 +93,7 @@ class UserBookingsResource:
         self.ledger = ledger
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        check_user(req, id, "these bookings")
         resp.media = [booking_json(b) for b in self.ledger.of_user(id)]
 
 
@@ -90,7 +102,12 @@ class BookingResource:
         self.ledger = ledger
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
-        resp.media = booking_json(self.ledger.booking(id))
+        authenticate(req)
+        booking = self.ledger.booking(id)
+        check_user(req, booking.user_id, "this booking")
+        resp.media = booking_json(booking)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        authenticate(req)
+        check_user(req, self.ledger.booking(id).user_id, "this booking")
         resp.media = booking_json(self.ledger.cancel(id, event_headers(req)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from myevents import auth
 from myevents.config import Config
 from myevents.events.catalog import Catalog
 from myevents.events.openapi import document
@@ -30,7 +31,7 @@ def create_app(config: Config, deps: Deps) -> WebApp:
         "/locations/{id}": LocationResource(catalog),
         **ops_routes(deps.probes, deps.backends.registry, document()),
     }
-    return new_app(deps.backends.registry, config.max_body_bytes, routes)
+    return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config))
 
 
 def create_service(config: Config, backends: Backends | None = None) -> Service:

@@ -48,6 +48,13 @@ _EVENT = {
     },
 }
 _EVENT_ID = [path_param("id", "the event's ID")]
+
+
+def organizer_op(summary: str, responses: dict[str, Any], *codes: int, body: dict[str, Any] | None = None) -> Any:
+    """An operation only an organizer may call (reads are public)."""
+    return op(f"{summary} (organizer)", responses, *codes, body=body, secured=True)
+
+
 _LOCATION_ID = [path_param("id", "the location's ID")]
 
 
@@ -56,21 +63,21 @@ def document() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/events": {
             "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
-            "post": op(
+            "post": organizer_op(
                 "Create an event; emits eventCreated", {"201": json_response("Created", event)}, 409, body=event
             ),
         },
         "/events/{id}": {
             "parameters": _EVENT_ID,
             "get": op("One event", {"200": json_response("The event", event)}, 404),
-            "patch": op(
+            "patch": organizer_op(
                 "Change name, dates or duration; emits eventUpdated",
                 {"200": json_response("Changed", event)},
                 404,
                 409,
                 body={"type": "object", "description": "any of Name, StartDate, EndDate, Duration"},
             ),
-            "delete": op(
+            "delete": organizer_op(
                 "Cancel the event; emits eventCancelled", {"200": json_response("Cancelled", event)}, 404, 409
             ),
         },
@@ -85,7 +92,7 @@ def document() -> dict[str, Any]:
         },
         "/locations": {
             "get": op("All locations", {"200": json_response("Locations", {"type": "array", "items": location})}),
-            "post": op(
+            "post": organizer_op(
                 "Create a location; emits locationCreated",
                 {"201": json_response("Created", location)},
                 409,
@@ -95,14 +102,14 @@ def document() -> dict[str, Any]:
         "/locations/{id}": {
             "parameters": _LOCATION_ID,
             "get": op("One location", {"200": json_response("The location", location)}, 404),
-            "patch": op(
+            "patch": organizer_op(
                 "Change fields (Halls replaces the list); emits locationUpdated",
                 {"200": json_response("Changed", location)},
                 404,
                 409,
                 body={"type": "object", "description": "any of Name, Address, Country, OpenTime, CloseTime, Halls"},
             ),
-            "delete": op(
+            "delete": organizer_op(
                 "Cancel a location without active events; emits locationCancelled",
                 {"200": json_response("Cancelled", location)},
                 404,

@@ -1,9 +1,13 @@
-"""The event service's resources: decode, call the catalog, render. Errors are mapped elsewhere."""
+"""The event service's resources: decode, call the catalog, render. Errors are mapped elsewhere.
+
+Reads are public; every write needs an organizer's token, checked before the body is read.
+"""
 
 from __future__ import annotations
 
 import falcon
 
+from myevents.auth import require_organizer
 from myevents.events.catalog import Catalog
 from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
 from myevents.events.views import event_json, location_json
@@ -24,6 +28,7 @@ class EventsResource:
         resp.media = [event_json(ev, locations.get(ev.location_id)) for ev in self.catalog.all_events()]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_organizer(req)
         data = decode(EventIn, json_body(req))
         ev, loc = self.catalog.create_event(data, event_headers(req))
         resp.status = falcon.HTTP_201
@@ -40,11 +45,13 @@ class EventResource:
         resp.media = event_json(ev, self.catalog.locations.find_one(ev.location_id))
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        require_organizer(req)
         patch = decode(EventPatch, json_body(req))
         ev = self.catalog.update_event(id, patch, event_headers(req))
         resp.media = event_json(ev, self.catalog.locations.find_one(ev.location_id))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        require_organizer(req)
         ev = self.catalog.cancel_event(id, event_headers(req))
         resp.media = event_json(ev, self.catalog.locations.find_one(ev.location_id))
 
@@ -77,6 +84,7 @@ class LocationsResource:
         resp.media = [location_json(loc) for loc in self.catalog.all_locations()]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_organizer(req)
         loc = self.catalog.create_location(decode(LocationIn, json_body(req)), event_headers(req))
         resp.status = falcon.HTTP_201
         resp.location = f"/locations/{loc.id}"
@@ -91,8 +99,10 @@ class LocationResource:
         resp.media = location_json(self.catalog.location(id))
 
     def on_patch(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        require_organizer(req)
         patch = decode(LocationPatch, json_body(req))
         resp.media = location_json(self.catalog.update_location(id, patch, event_headers(req)))
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, id: str) -> None:
+        require_organizer(req)
         resp.media = location_json(self.catalog.cancel_location(id, event_headers(req)))

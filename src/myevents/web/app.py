@@ -9,15 +9,17 @@ import falcon.media
 import orjson
 from prometheus_client import CollectorRegistry
 
+from myevents.auth import Authentication, AuthSettings
 from myevents.web import WebApp, problems
 from myevents.web.middleware import RequestContext
 
 __all__ = ["new_app"]
 
 
-def new_app(registry: CollectorRegistry, max_body: int, routes: Mapping[str, object]) -> WebApp:
-    """A WSGI app serving ``routes`` (path template -> resource), with errors as problem details."""
-    app = falcon.App(middleware=[RequestContext(registry, max_body)])
+def new_app(registry: CollectorRegistry, max_body: int, routes: Mapping[str, object], auth: AuthSettings) -> WebApp:
+    """A WSGI app serving ``routes`` (path template -> resource), with errors as problem details; the resources
+    check callers' tokens against ``auth``."""
+    app = falcon.App(middleware=(RequestContext(registry, max_body), Authentication(auth)))
     json = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json
     app.req_options.strip_url_path_trailing_slash = True

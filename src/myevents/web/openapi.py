@@ -6,7 +6,7 @@ import http
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["PROBLEM_CODES", "document", "json_body", "json_response", "problems"]
+__all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "document", "json_body", "json_response", "problems"]
 
 Schema = dict[str, Any]
 
@@ -34,6 +34,18 @@ _PROBLEM: Schema = {
 PROBLEM_CODES = (503,)
 #: What a route taking a JSON body may answer besides.
 BODY_CODES = (400, 413, 415, 422)
+#: What a route needing a token may answer besides: no valid token, or not this caller's to do.
+AUTH_CODES = (401, 403)
+#: The name of the bearer security scheme in the documents.
+BEARER = "bearerAuth"
+
+_BEARER_SCHEME: Schema = {
+    "type": "http",
+    "scheme": "bearer",
+    "bearerFormat": "JWT",
+    "description": "HS256, claims sub (the user id), role (organizer or user), iss, exp; aud when configured. "
+    "401 without a valid token, 403 when its role or subject may not do this.",
+}
 
 
 def ref(name: str) -> Schema:
@@ -58,9 +70,15 @@ def problems(*codes: int) -> dict[str, Schema]:
     return out
 
 
-def op(summary: str, responses: Mapping[str, Schema], *codes: int, body: Schema | None = None) -> Schema:
-    """One operation; a ``body`` adds the request body and the codes a body can cause."""
-    doc: Schema = {"summary": summary, "responses": {**responses, **problems(*codes, *(BODY_CODES if body else ()))}}
+def op(
+    summary: str, responses: Mapping[str, Schema], *codes: int, body: Schema | None = None, secured: bool = False
+) -> Schema:
+    """One operation; a ``body`` adds the request body and the codes a body can cause, ``secured`` the bearer
+    token it needs and the 401 and 403 it may answer."""
+    extra = (*(BODY_CODES if body else ()), *(AUTH_CODES if secured else ()))
+    doc: Schema = {"summary": summary, "responses": {**responses, **problems(*codes, *extra)}}
+    if secured:
+        doc["security"] = [{BEARER: []}]
     if body is not None:
         doc["requestBody"] = json_body(body)
     return doc
@@ -106,5 +124,8 @@ def document(title: str, description: str, paths: Mapping[str, Schema], schemas:
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
         "paths": {**paths, **_OPS_PATHS},
-        "components": {"schemas": {**schemas, "Problem": _PROBLEM, "Readiness": _READINESS}},
+        "components": {
+            "schemas": {**schemas, "Problem": _PROBLEM, "Readiness": _READINESS},
+            "securitySchemes": {BEARER: _BEARER_SCHEME},
+        },
     }
