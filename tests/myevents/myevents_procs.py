@@ -38,6 +38,7 @@ class Proc:
     def __init__(self, tmp: Path, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MYEVENTS_") and k not in ORIGINAL_VARIABLES}
         env = {**clean, **(env or {})}
+        self.env = env
         self.out = tmp / f"{name}.out"
         self.err = tmp / f"{name}.err"
         with self.out.open("ab") as out, self.err.open("ab") as err:

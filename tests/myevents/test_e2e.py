@@ -1,4 +1,8 @@
-"""The real thing: ``myevents`` processes under gunicorn on embedded SQLite in a temporary data directory."""
+"""The real thing: ``myevents`` processes under gunicorn on embedded SQLite in a temporary data directory.
+
+The first test gives the services a secret through the environment; ``serve`` runs on the data directory's own
+secret, which ``myevents token`` reads too.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from myevents_procs import Proc, call, free_port, wait_ready
-from myevents_support import wait_for
+from myevents_procs import Proc, call, free_port, myevents_command, wait_ready
+from myevents_support import TEST_SECRET, as_organizer, as_user, bearer, wait_for
+
+SECRET_ENV = {"MYEVENTS_JWT_SECRET": TEST_SECRET}
 
 
 def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]) -> None:
@@ -31,52 +37,71 @@ def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]
             data,
             "--workers",
             "2",
+            env=SECRET_ENV,
         )
         procs.append(p)
         return p
 
-    events = Proc(tmp_path, "events", "event-service", "--bind", f"127.0.0.1:{ev_port}", "--data-dir", data)
+    org, ann, bob = as_organizer(), as_user("ann"), as_user("bob")
+    events = Proc(
+        tmp_path, "events", "event-service", "--bind", f"127.0.0.1:{ev_port}", "--data-dir", data, env=SECRET_ENV
+    )
     procs.append(events)
     booking = booking_service()
     wait_ready(ev_url, events)
     wait_ready(bk_url, booking)
 
-    status, loc, _ = call("POST", ev_url + "/locations", {"Name": "Club", "Halls": [{"name": "floor", "capacity": 3}]})
+    club = {"Name": "Club", "Halls": [{"name": "floor", "capacity": 3}]}
+    status, problem, headers = call("POST", ev_url + "/locations", club)
+    assert (status, problem["type"], headers["WWW-Authenticate"]) == (
+        401,
+        "urn:myevents:problem:unauthorized",
+        'Bearer realm="myevents"',
+    )
+    assert call("POST", ev_url + "/locations", club, ann)[0] == 403
+    status, loc, _ = call("POST", ev_url + "/locations", club, org)
     assert status == 201
     status, ev, _ = call(
-        "POST", ev_url + "/events", {"Name": "Gig", "StartDate": 1, "EndDate": 2, "Location": {"ID": loc["ID"]}}
+        "POST", ev_url + "/events", {"Name": "Gig", "StartDate": 1, "EndDate": 2, "Location": {"ID": loc["ID"]}}, org
     )
     assert status == 201
+    assert call("GET", ev_url + "/events")[0] == 200  # reads are public
     wait_for(lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[0] == 200, what="the booking service to hear of it")
 
     book = f"{bk_url}/events/{ev['ID']}/bookings"
-    status, first, headers = call("POST", book, {"seats": 2, "userId": "ann"}, {"X-Correlation-ID": "e2e-book-1"})
+    status, first, headers = call(
+        "POST", book, {"seats": 2, "userId": "ann"}, {"X-Correlation-ID": "e2e-book-1", **ann}
+    )
     assert (status, headers["X-Correlation-ID"]) == (201, "e2e-book-1")
-    assert call("POST", book, {"seats": 2})[0] == 409
-    assert call("POST", book, {"seats": 1})[0] == 201
-    status, problem, _ = call("POST", book, {"seats": 1})
+    assert call("POST", book, {"seats": 2}, bob)[0] == 409
+    assert call("POST", book, {"seats": 1}, bob)[0] == 201
+    status, problem, _ = call("POST", book, {"seats": 1}, bob)
     assert (status, problem["type"]) == (409, "urn:myevents:problem:sold-out")
-    assert call("DELETE", f"{bk_url}/bookings/{first['ID']}")[0] == 200
+    assert call("DELETE", f"{bk_url}/bookings/{first['ID']}", headers=bob)[0] == 403
+    assert call("DELETE", f"{bk_url}/bookings/{first['ID']}", headers=ann)[0] == 200
     assert call("GET", f"{bk_url}/events/{ev['ID']}")[1]["SeatsLeft"] == 2
-    before = call("GET", book)[1]
+    assert call("GET", book)[0] == 401
+    before = call("GET", book, headers=org)[1]
     assert [b["Cancelled"] for b in before] == [True, False]
 
     assert booking.stop() == 0
     assert any(r.get("message") == "booking service stopped" for r in booking.logs())
     # Events published while the booking service is down wait for it on the bus.
     status, later, _ = call(
-        "POST", ev_url + "/events", {"Name": "Encore", "StartDate": 3, "EndDate": 4, "Location": {"ID": loc["ID"]}}
+        "POST", ev_url + "/events", {"Name": "Encore", "StartDate": 3, "EndDate": 4, "Location": {"ID": loc["ID"]}}, org
     )
     assert status == 201
 
     booking = booking_service()
     wait_ready(bk_url, booking)
-    assert call("GET", book)[1] == before
+    assert call("GET", book, headers=org)[1] == before
     assert call("GET", f"{bk_url}/events/{ev['ID']}")[1]["SeatsLeft"] == 2
     wait_for(lambda: call("GET", f"{bk_url}/events/{later['ID']}")[0] == 200, what="the event made while down")
-    assert call("POST", book, {"seats": 2})[0] == 201
-    assert call("POST", book, {"seats": 1})[0] == 409
-    assert call("GET", f"{bk_url}/users/ann/bookings")[1] == [{**first, "Cancelled": True}]
+    assert call("POST", book, {"seats": 2}, ann)[0] == 201
+    assert call("POST", book, {"seats": 1}, ann)[0] == 409
+    mine = call("GET", f"{bk_url}/users/ann/bookings", headers=ann)[1]
+    assert mine[0] == {**first, "Cancelled": True}
+    assert call("GET", f"{bk_url}/users/ann/bookings", headers=bob)[0] == 403
 
     # A chunked body has no Content-Length: the limit holds on what is read.
     conn = http.client.HTTPConnection("127.0.0.1", bk_port, timeout=10)
@@ -85,7 +110,7 @@ def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]
         f"/events/{ev['ID']}/bookings",
         body=iter([b"[" + b"1," * 40_000, b"1]"]),
         encode_chunked=True,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **ann},
     )
     assert conn.getresponse().status == 413
     conn.close()
@@ -96,6 +121,10 @@ def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]
     assert booked
     assert booked[0]["logger"] == "myevents.access"
     assert booked[0]["status"] == 201
+    # Neither the secret nor a token is ever logged.
+    logged = "".join(p.err.read_text() + p.out.read_text() for p in (events, booking))
+    for secret in (TEST_SECRET, *(h["Authorization"].split()[1] for h in (org, ann, bob))):
+        assert secret not in logged
 
 
 def _threads(pid: int) -> int:
@@ -132,9 +161,17 @@ def test_serve_runs_both_and_ctrl_c_stops_them(tmp_path: Path, procs: list[Proc]
     assert f"booking service: {bk_url}" in printed
     assert (tmp_path / "data" / "bus.db").exists()
 
-    loc = call("POST", ev_url + "/locations", {"Name": "Hall", "Halls": [{"name": "h", "capacity": 1}]})[1]
-    ev = call("POST", ev_url + "/events", {"Name": "x", "StartDate": 1, "EndDate": 1, "Location": {"ID": loc["ID"]}})[1]
+    # No secret configured: serve made one in the data directory, and the token command signs with it.
+    secret = tmp_path / "data" / "jwt-secret"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    cmd = [*myevents_command(), "token", "organizer", "--data-dir", str(tmp_path / "data")]
+    org = bearer(subprocess.run(cmd, check=True, capture_output=True, text=True, env=serve.env).stdout.strip())
+    hall = {"Name": "Hall", "Halls": [{"name": "h", "capacity": 1}]}
+    loc = call("POST", ev_url + "/locations", hall, org)[1]
+    event = {"Name": "x", "StartDate": 1, "EndDate": 1, "Location": {"ID": loc["ID"]}}
+    ev = call("POST", ev_url + "/events", event, org)[1]
     wait_for(lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[0] == 200, what="the booking service to hear of it")
+    assert call("POST", ev_url + "/locations", hall, as_organizer())[0] == 401  # another secret's token
 
     if Path("/proc/self/task").exists():
         masters = _children(serve.popen.pid)

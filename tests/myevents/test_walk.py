@@ -3,7 +3,8 @@
 One event service and two booking-service instances in one consumer group; locations and events are created,
 booked concurrently through both instances, cancelled; one instance is SIGKILLed and started again while the
 other carries on; then every count must agree: HTTP answers of both instances, users' bookings, and the
-events an auditing consumer group of the test heard on the bus. Last, the event service stops and the
+events an auditing consumer group of the test heard on the bus. The services share a secret given in the
+environment; an organizer creates, users book with their own tokens. Last, the event service stops and the
 booking service goes on answering and booking from its own copy.
 
 ``MYEVENTS_E2E_BROKER`` (``embedded``, ``kafka``, ``rabbitmq``, ``sqs``) and ``MYEVENTS_E2E_STORE``
@@ -30,7 +31,7 @@ from falcon import testing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "procs"))
 from backend_urls import AWS, broker_url, store_url
 from myevents_procs import Proc, call, free_port, wait_ready
-from myevents_support import Bus, wait_for
+from myevents_support import TEST_SECRET, Bus, as_organizer, as_user, wait_for
 
 import pubsubkit
 from myevents import booking as bk
@@ -53,7 +54,12 @@ def audit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Bus
     data.mkdir()
     for k, v in AWS.items():
         monkeypatch.setenv(k, os.environ.get(k, v))
-    env = {"MYEVENTS_BROKER_URL": broker_url(BROKER, run, data), "MYEVENTS_DATA_DIR": str(data), **AWS}
+    env = {
+        "MYEVENTS_BROKER_URL": broker_url(BROKER, run, data),
+        "MYEVENTS_DATA_DIR": str(data),
+        "MYEVENTS_JWT_SECRET": TEST_SECRET,
+        **AWS,
+    }
     if STORE != "embedded":  # the default: SQLite files in the data directory, one per service
         env["MYEVENTS_STORE_URL"] = store_url(STORE, run, data)
     bus = Bus(pubsubkit.open_broker(env["MYEVENTS_BROKER_URL"]))
@@ -83,8 +89,11 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     for url, proc in ((ev_url, events), (a_url, a), (b_url, b)):
         wait_ready(url, proc)
 
+    org = as_organizer()
+    users = {f"user{u}": as_user(f"user{u}") for u in range(6)}
+
     def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
-        status, got, _ = call("POST", url, body)
+        status, got, _ = call("POST", url, body, org)
         assert status == 201, got
         return dict(got)
 
@@ -116,7 +125,8 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     def book(req: tuple[str, int]) -> tuple[str, int, dict[str, Any]]:
         event_id, i = req
         base = (a_url, b_url)[i % 2]
-        status, body, _ = call("POST", f"{base}/events/{event_id}/bookings", {"seats": 1, "userId": f"user{i % 6}"})
+        user = f"user{i % 6}"
+        status, body, _ = call("POST", f"{base}/events/{event_id}/bookings", {"seats": 1, "userId": user}, users[user])
         return event_id, status, body
 
     with ThreadPoolExecutor(16) as pool:
@@ -126,7 +136,8 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     booked = [body for event_id, status, body in results if status == 201 and event_id == gig["ID"]]
 
     for i, booking in enumerate(booked[:3]):
-        assert call("DELETE", f"{(a_url, b_url)[i % 2]}/bookings/{booking['ID']}")[0] == 200
+        url = f"{(a_url, b_url)[i % 2]}/bookings/{booking['ID']}"
+        assert call("DELETE", url, headers=users[booking["UserID"]])[0] == 200
     cancelled = 3
 
     # One instance dies mid-stream; the other keeps serving and hearing events; the dead one comes back.
@@ -135,28 +146,28 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     encore = new_event("Encore", small)
     capacity[encore["ID"]] = 10
     known(a_url, encore, 10)
-    assert call("POST", f"{a_url}/events/{encore['ID']}/bookings", {"seats": 4, "userId": "user1"})[0] == 201
+    assert call("POST", f"{a_url}/events/{encore['ID']}/bookings", {"seats": 4}, users["user1"])[0] == 201
     b = start("booking-b2", "booking-service", b_url)
     wait_ready(b_url, b)
     known(b_url, encore, 10)
-    assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 7, "userId": "user2"})[0] == 409
-    assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 6, "userId": "user2"})[0] == 201
+    assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 7}, users["user2"])[0] == 409
+    assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 6}, users["user2"])[0] == 201
 
     # Every count agrees, on both instances.
     seats = {gig["ID"]: 20 - cancelled, show["ID"]: 10, later["ID"]: 0, encore["ID"]: 10}
     for base in (a_url, b_url):
         for event_id, taken in seats.items():
-            listed = call("GET", f"{base}/events/{event_id}/bookings")[1]
+            listed = call("GET", f"{base}/events/{event_id}/bookings", headers=org)[1]
             assert sum(x["Seats"] for x in listed if not x["Cancelled"]) == taken, (base, event_id)
             assert call("GET", f"{base}/events/{event_id}")[1]["SeatsLeft"] == capacity[event_id] - taken
-        by_users = [x for u in range(6) for x in call("GET", f"{base}/users/user{u}/bookings")[1]]
+        by_users = [x for u, h in users.items() for x in call("GET", f"{base}/users/{u}/bookings", headers=h)[1]]
         assert sum(x["Seats"] for x in by_users if not x["Cancelled"]) == sum(seats.values())
         assert sum(x["Cancelled"] for x in by_users) == cancelled
 
     # The booking service answers from its own copy, and books, with the event service stopped.
     assert events.stop(timeout=60) == 0, events.err.read_text()[-2000:]
     assert call("GET", f"{b_url}/events/{later['ID']}")[1]["Name"] == "Later"
-    assert call("POST", f"{a_url}/events/{later['ID']}/bookings", {"seats": 2, "userId": "user3"})[0] == 201
+    assert call("POST", f"{a_url}/events/{later['ID']}/bookings", {"seats": 2}, users["user3"])[0] == 201
     assert call("GET", f"{b_url}/events/{later['ID']}")[1]["SeatsLeft"] == 18
 
     # The bus carried each change once in effect: at-least-once delivery, duplicates counted but not lost.
@@ -171,6 +182,11 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     for proc in (a, b):
         assert proc.stop(timeout=60) == 0, proc.err.read_text()[-2000:]
 
+    # Neither the secret nor any token reached a log.
+    logged = "".join(p.err.read_text() + p.out.read_text() for p in procs)
+    for secret in (TEST_SECRET, *(h["Authorization"].removeprefix("Bearer ") for h in (org, *users.values()))):
+        assert secret not in logged
+
 
 def test_500_concurrent_bookings_sell_exactly_the_capacity(audit: tuple[Bus, dict[str, str]]) -> None:
     """Both services in this process on the combination's broker and store; 500 bookings over 5 events of 40."""
@@ -178,7 +194,7 @@ def test_500_concurrent_bookings_sell_exactly_the_capacity(audit: tuple[Bus, dic
     makers = (("events", ev.create_service), ("booking", bk.create_service))
     services = [create(config.load(name, env=env)).start() for name, create in makers]
     try:
-        events, booking = (testing.TestClient(s.app) for s in services)
+        events, booking = (testing.TestClient(s.app, headers=as_organizer()) for s in services)
         hall = {"Name": "Hall", "Halls": [{"name": "floor", "capacity": 40}]}
         location = events.simulate_post("/locations", json=hall).json
         created = [
@@ -196,7 +212,7 @@ def test_500_concurrent_bookings_sell_exactly_the_capacity(audit: tuple[Bus, dic
 
         def attempt(i: int) -> tuple[str, int]:
             event_id = created[i % 5]
-            r = booking.simulate_post(f"/events/{event_id}/bookings", json={"seats": 1, "userId": f"u{i}"})
+            r = booking.simulate_post(f"/events/{event_id}/bookings", json={"seats": 1}, headers=as_user(f"u{i}"))
             return event_id, r.status_code
 
         with ThreadPoolExecutor(32) as pool:
@@ -219,7 +235,7 @@ def test_query_operators_in_input_are_refused(audit: tuple[Bus, dict[str, str]])
     _, env = audit
     service = ev.create_service(config.load("events", env=env)).start()
     try:
-        client = testing.TestClient(service.app)
+        client = testing.TestClient(service.app, headers=as_organizer())
         hall = {"name": "floor", "capacity": 10}
         location = client.simulate_post("/locations", json={"Name": "Hall", "Halls": [hall]}).json
         body = {"Name": "Real", "StartDate": 1, "EndDate": 2, "Location": {"ID": location["ID"]}}
