@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 from falcon import inspect, testing
@@ -105,3 +106,35 @@ def test_openapi_describes_exactly_the_routes_served(service: Service) -> None:
 def test_an_unknown_backend_is_a_clear_error() -> None:
     with pytest.raises(pubsubkit.UnknownSchemeError, match="no store plugin serves carrier://"):
         events.create_service(make_config("events", "memory://x", "carrier://pigeon"))
+
+
+#: The operations anyone may call; every other one needs a bearer token.
+PUBLIC = {
+    "events": {
+        ("/events", "get"),
+        ("/events/{id}", "get"),
+        ("/events/{id}/{search}", "get"),
+        ("/locations", "get"),
+        ("/locations/{id}", "get"),
+    },
+    "booking": {("/events/{id}", "get")},
+}
+OPS = {("/health", "get"), ("/ready", "get"), ("/metrics", "get"), ("/openapi.json", "get")}
+
+
+def test_openapi_declares_the_bearer_scheme_and_the_401_and_403_of_protected_routes(service: Service) -> None:
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    assert doc["components"]["securitySchemes"] == {
+        "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": mock.ANY}
+    }
+    public = PUBLIC[service.name] | OPS
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            if (path, method) in public:
+                assert "security" not in op, (path, method)
+                assert not {"401", "403"} & set(op["responses"]), (path, method)
+            else:
+                assert op["security"] == [{"bearerAuth": []}], (path, method)
+                assert {"401", "403"} <= set(op["responses"]), (path, method)
