@@ -26,6 +26,14 @@ from pubsubkit import ConfigError
 Headers = dict[str, str]
 
 
+@pytest.fixture(autouse=True)
+def _no_outside_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token command reads the process's variables: none of the caller's may leak in."""
+    for name in list(os.environ):
+        if name.startswith("MYEVENTS_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def anonymous_events(events_service: Service) -> testing.TestClient:
     return testing.TestClient(events_service.app)
