@@ -79,6 +79,19 @@ class Principal:
         return self.role == "organizer"
 
 
+def _make_secret_file(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(secrets.token_urlsafe(48) + "\n")
+        with contextlib.suppress(FileExistsError):  # another process was first: its secret wins
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+
+
 def _data_dir_secret(data_dir: str) -> bytes:
     """The secret kept in ``data_dir``, made (random, mode 0600) if there is none yet.
 
@@ -87,16 +100,13 @@ def _data_dir_secret(data_dir: str) -> bytes:
     """
     path = os.path.join(data_dir, SECRET_FILE)
     if not os.path.exists(path):
-        os.makedirs(data_dir, exist_ok=True)
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="ascii") as f:
-                f.write(secrets.token_urlsafe(48) + "\n")
-            with contextlib.suppress(FileExistsError):  # another process was first: its secret wins
-                os.link(tmp, path)
-        finally:
-            os.unlink(tmp)
+            _make_secret_file(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot make the token secret {path} ({exc.strerror}): set MYEVENTS_JWT_SECRET, or fix the data "
+                "directory's permissions"
+            ) from None
     try:
         with open(path, "rb") as f:
             secret = f.read().strip()

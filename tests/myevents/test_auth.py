@@ -337,6 +337,12 @@ def test_without_a_configured_secret_one_is_made_once_in_the_data_dir(
     assert first.secret.decode() not in repr(first)
 
 
+def test_a_data_dir_where_no_secret_can_be_made_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match=r"cannot make the token secret .* set MYEVENTS_JWT_SECRET"):
+        auth.settings(config.load("events", env={}, data_dir=str(tmp_path / "file" / "data")))
+
+
 def test_a_short_secret_is_a_config_error_naming_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         config.load("events", env={"MYEVENTS_JWT_SECRET": "too-short-secret"})
