@@ -42,6 +42,9 @@ def service_markdown(doc: dict[str, Any]) -> list[str]:
                 continue
             op = item[method]
             out += [f"### `{method.upper()} {path}`", "", _cell(op.get("summary", "")), ""]
+            if op.get("security"):
+                schemes = ", ".join(f"`{name}`" for req in op["security"] for name in req)
+                out += [f"Needs a token: {schemes} (`Authorization: Bearer <token>`).", ""]
             params = [*item.get("parameters", []), *op.get("parameters", [])]
             if params:
                 out += ["| parameter | in | description |", "|---|---|---|"]
@@ -53,6 +56,10 @@ def service_markdown(doc: dict[str, Any]) -> list[str]:
             for status, resp in op.get("responses", {}).items():
                 out.append(f"| {status} | {_cell(resp.get('description', ''))} | {_content(resp)} |")
             out.append("")
+    for name, scheme in doc.get("components", {}).get("securitySchemes", {}).items():
+        out += [f"### Security scheme `{name}`", "", _cell(f"{scheme['type']} {scheme.get('scheme', '')}"), ""]
+        if scheme.get("description"):
+            out += [_cell(scheme["description"]), ""]
     schemas = doc.get("components", {}).get("schemas", {})
     if schemas:
         out += [f"### Schemas of the {info['title']}", ""]
@@ -70,7 +77,8 @@ def page() -> str:
         "",
         "Generated from the OpenAPI documents the services serve at `/openapi.json` (run",
         "`.venv/bin/python scripts/http_reference.py` after changing a route). Errors are JSON problem details",
-        "(`application/problem+json`); see [myevents](myevents.md#errors).",
+        "(`application/problem+json`); see [myevents](myevents.md#errors). Who may call what:",
+        "[access control](myevents.md#access-control).",
         "",
     ]
     for doc in (events_document(), booking_document()):

@@ -34,7 +34,7 @@ MYEVENTS_TESTS = Path(__file__).resolve().parents[1] / "myevents"
 sys.path[:0] = [str(PROCS), str(MYEVENTS_TESTS)]
 from backend_urls import AWS, SERVER, broker_url, servers, store_url  # noqa: E402
 from myevents_procs import Proc, call, free_port, wait_ready  # noqa: E402
-from myevents_support import Bus  # noqa: E402
+from myevents_support import TEST_SECRET, Bus, as_organizer  # noqa: E402
 from proc_model import Applied, Ticked, applied  # noqa: E402
 
 from myevents import contracts  # noqa: E402
@@ -193,7 +193,12 @@ def events_service(tmp_path: Path) -> Iterator[tuple[str, Proc, Bus, dict[str, s
     run = unique_name("fault")
     data = tmp_path / "data"
     data.mkdir()
-    env = {"MYEVENTS_BROKER_URL": broker_url(BROKER, run, data), "MYEVENTS_DATA_DIR": str(data), **AWS}
+    env = {
+        "MYEVENTS_BROKER_URL": broker_url(BROKER, run, data),
+        "MYEVENTS_DATA_DIR": str(data),
+        "MYEVENTS_JWT_SECRET": TEST_SECRET,
+        **AWS,
+    }
     if STORE:
         env["MYEVENTS_STORE_URL"] = store_url(STORE, run, data)
     bus = Bus(pubsubkit.open_broker(env["MYEVENTS_BROKER_URL"]))
@@ -212,7 +217,7 @@ def events_service(tmp_path: Path) -> Iterator[tuple[str, Proc, Bus, dict[str, s
 
 def new_event(url: str, location_id: str, i: int) -> tuple[int, Any]:
     body = {"Name": f"e{i}", "StartDate": 1, "EndDate": 2, "Location": {"ID": location_id}}
-    status, got, _ = call("POST", url + "/events", body)
+    status, got, _ = call("POST", url + "/events", body, as_organizer())
     return status, got
 
 
@@ -231,7 +236,9 @@ def test_broker_down_while_the_event_service_accepts_writes(
     if BROKER == "sqs":
         not_applicable(table, scenario, "the SQS emulator loses the consumer groups' queues on restart")
     url, _, bus, _ = events_service
-    status, location, _ = call("POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]})
+    status, location, _ = call(
+        "POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]}, as_organizer()
+    )
     assert status == 201
     wait_until(lambda: distinct_ids(bus, contracts.LocationCreated), WAIT, "the auditor to hear the location")
     servers("down", SERVER[BROKER])
@@ -260,7 +267,9 @@ def test_the_store_down(events_service: tuple[str, Proc, Bus, dict[str, str]], t
     if STORE == "dynamodb":
         not_applicable(table, scenario, "the DynamoDB emulator keeps tables in memory only")
     url, _, bus, _ = events_service
-    status, location, _ = call("POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]})
+    status, location, _ = call(
+        "POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]}, as_organizer()
+    )
     assert status == 201
     ok = [new_event(url, location["ID"], i)[1]["ID"] for i in range(5)]
     servers("down", SERVER[STORE])
