@@ -6,6 +6,9 @@ simple ones (``MYEVENTS_BROKER_URL``, ``MYEVENTS_STORE_URL``, ``MYEVENTS_DATA_DI
 Everything ends as two pubsubkit URLs, a broker and a store. With nothing configured both services run on
 embedded SQLite under ``./data``: ``bus.db`` (the broker they share), ``events.db`` and ``booking.db``.
 
+The token settings come from ``MYEVENTS_JWT_SECRET``, ``MYEVENTS_JWT_ISSUER`` and ``MYEVENTS_JWT_AUDIENCE``, then
+the ``jwt_*`` keys; without a secret the services use the one kept in the data directory (:mod:`myevents.auth`).
+
 A mistake raises :class:`pubsubkit.ConfigError` with one line naming the key and the fix.
 """
 
