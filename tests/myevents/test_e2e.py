@@ -66,7 +66,11 @@ def test_book_sell_out_cancel_restart_and_stop(tmp_path: Path, procs: list[Proc]
     )
     assert status == 201
     assert call("GET", ev_url + "/events")[0] == 200  # reads are public
-    wait_for(lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[0] == 200, what="the booking service to hear of it")
+    # The event and its location (heard in either order by the two workers) are both known.
+    wait_for(
+        lambda: call("GET", f"{bk_url}/events/{ev['ID']}")[1].get("Capacity") == 3,
+        what="the booking service to hear of the event and its location",
+    )
 
     book = f"{bk_url}/events/{ev['ID']}/bookings"
     status, first, headers = call(
