@@ -1,0 +1,205 @@
+"""Parsing ``kafka://host:port[,host:port]?options`` into the plugin's settings and librdkafka configurations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+
+from pubsubkit.errors import ConfigError
+
+__all__ = ["KafkaSettings", "parse_url"]
+
+log = logging.getLogger("pubsubkit_kafka")
+
+#: librdkafka properties that only a consumer understands; the others go to producers (and admin clients).
+_CONSUMER_ONLY = (
+    "group.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "auto.offset.reset",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "max.poll.interval.ms",
+    "fetch.",
+    "partition.assignment.strategy",
+    "isolation.level",
+    "enable.partition.eof",
+    "queued.",
+    "check.crcs",
+    "allow.auto.create.topics",
+    "coordinator.query.interval.ms",
+)
+_PRODUCER_ONLY = (
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.",
+    "batch.",
+    "compression.",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "enable.idempotence",
+    "retries",
+    "message.send.max.retries",
+    "retry.backoff",
+    "partitioner",
+    "sticky.partitioning.linger.ms",
+    "request.timeout.ms",
+    "enable.gapless.guarantee",
+)
+
+#: What pubsubkit sets unless the URL says otherwise.
+_COMMON_DEFAULTS: Mapping[str, Any] = {
+    "reconnect.backoff.ms": 100,
+    "reconnect.backoff.max.ms": 1000,
+}
+_PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "linger.ms": 5,
+    "message.timeout.ms": 30000,
+}
+_CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "allow.auto.create.topics": False,
+}
+#: Properties pubsubkit owns: changing them would break its delivery guarantees.
+_FIXED = {"group.id", "enable.auto.commit", "enable.idempotence", "bootstrap.servers", "transactional.id"}
+
+
+def _float(name: str, value: Any, minimum: float) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"kafka option {name}={value!r}: not a number") from None
+    if f < minimum:
+        raise ConfigError(f"kafka option {name}={value!r}: must be >= {minimum:g}")
+    return f
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    try:
+        i = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"kafka option {name}={value!r}: not an integer") from None
+    if i < minimum:
+        raise ConfigError(f"kafka option {name}={value!r}: must be >= {minimum}")
+    return i
+
+
+@attrs.frozen
+class KafkaSettings:
+    """Everything one ``kafka://`` URL says.
+
+    :ivar bootstrap: ``host:port[,host:port]`` of the bootstrap brokers.
+    :ivar topic: the topic every event goes to (the Go MyEvents used ``events``).
+    :ivar dead_letter_topic: where dead letters go (default ``<topic>.dlq``).
+    :ivar partitions: partition count of the topics this backend creates.
+    :ivar replication_factor: replication factor of the topics this backend creates.
+    :ivar commit_interval: seconds between offset commits of a consumer (also on revoke and close).
+    :ivar librdkafka: the librdkafka properties given in the URL (names with a dot).
+    """
+
+    bootstrap: str
+    topic: str = "events"
+    dead_letter_topic: str = ""
+    partitions: int = 3
+    replication_factor: int = 1
+    commit_interval: float = 0.5
+    librdkafka: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def _split(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        consumer: dict[str, Any] = {}
+        producer: dict[str, Any] = {}
+        for key, value in self.librdkafka.items():
+            if key.startswith(_CONSUMER_ONLY):
+                consumer[key] = value
+            elif key.startswith(_PRODUCER_ONLY):
+                producer[key] = value
+            else:
+                consumer[key] = value
+                producer[key] = value
+        return consumer, producer
+
+    def common_config(self) -> dict[str, Any]:
+        """Configuration of an admin client: the bootstrap servers and the shared properties."""
+        _, producer = self._split()
+        shared = {k: v for k, v in producer.items() if not k.startswith(_PRODUCER_ONLY)}
+        return {**_COMMON_DEFAULTS, **shared, "bootstrap.servers": self.bootstrap, "logger": log}
+
+    def producer_config(self) -> dict[str, Any]:
+        _, producer = self._split()
+        return {
+            **_COMMON_DEFAULTS,
+            **_PRODUCER_DEFAULTS,
+            **producer,
+            "bootstrap.servers": self.bootstrap,
+            "enable.idempotence": True,
+            "logger": log,
+        }
+
+    def consumer_config(self, group: str, client_id: str) -> dict[str, Any]:
+        consumer, _ = self._split()
+        return {
+            **_COMMON_DEFAULTS,
+            **_CONSUMER_DEFAULTS,
+            **consumer,
+            "bootstrap.servers": self.bootstrap,
+            "group.id": group,
+            "client.id": client_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "logger": log,
+        }
+
+
+_OPTIONS = {"topic", "dead_letter_topic", "partitions", "replication_factor", "commit_interval"}
+
+
+def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
+    """``kafka://host:port[,host:port]?topic=events&partitions=3&session.timeout.ms=6000`` -> settings.
+
+    Keyword ``options`` (from ``open_broker``) override the query. Names with a dot are librdkafka properties;
+    the others are this backend's own (see the README); an unknown name raises :class:`ConfigError`.
+    """
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "kafka":
+        raise ConfigError(f"{url!r}: not a kafka:// URL")
+    bootstrap = parts.netloc.rsplit("@", 1)[-1]
+    if not bootstrap:
+        raise ConfigError(f"{url!r}: no broker address; e.g. kafka://localhost:9092")
+    if parts.path not in ("", "/"):
+        raise ConfigError(f"{url!r}: a kafka URL has no path; name the topic with ?topic=NAME")
+    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
+    merged.update(options)
+    own: dict[str, Any] = {}
+    librdkafka: dict[str, Any] = {}
+    for key, value in merged.items():
+        if "." in key:
+            if key in _FIXED:
+                raise ConfigError(f"kafka option {key} is set by pubsubkit and cannot be changed")
+            librdkafka[key] = value
+        elif key in _OPTIONS:
+            own[key] = value
+        else:
+            known = ", ".join(sorted(_OPTIONS))
+            raise ConfigError(f"unknown kafka option {key!r}: use one of {known}, or a librdkafka property (a.b)")
+    topic = str(own.get("topic", "events"))
+    if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
+        raise ConfigError(f"kafka option topic={topic!r}: use letters, digits, '.', '_' and '-' (at most 249)")
+    return KafkaSettings(
+        bootstrap=bootstrap,
+        topic=topic,
+        dead_letter_topic=str(own.get("dead_letter_topic") or f"{topic}.dlq"),
+        partitions=_int("partitions", own.get("partitions", 3), 1),
+        replication_factor=_int("replication_factor", own.get("replication_factor", 1), 1),
+        commit_interval=_float("commit_interval", own.get("commit_interval", 0.5), 0.0),
+        librdkafka=librdkafka,
+    )

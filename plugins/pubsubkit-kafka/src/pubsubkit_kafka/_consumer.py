@@ -1,0 +1,284 @@
+"""A member of a Kafka consumer group, as the listener runtime sees it.
+
+Offsets are committed after handling: :meth:`KafkaConsumer.ack` marks records handled, and the consumer commits,
+for each partition, the offset below which every record it delivered is settled, at most every
+``commit_interval`` seconds (asynchronously), on partition revoke and on close (synchronously). A released
+record is delivered again by seeking its partition back; records it meets again that are still in flight or
+already settled are skipped, so a seek never duplicates work. A record never settled (the process died) comes
+back to the group from the last committed offset after the session times out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from confluent_kafka import Consumer as RawConsumer
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from pubsubkit.envelope import new_id, utcnow
+from pubsubkit.errors import Closed, ConnectionLost
+from pubsubkit.transport import Consumer, DeadLetter, Delivery
+from pubsubkit_kafka._wire import decode, encode_value, letter_headers, message_headers
+
+if TYPE_CHECKING:
+    from pubsubkit_kafka._transport import KafkaTransport, Record
+
+__all__ = ["KafkaConsumer"]
+
+log = logging.getLogger("pubsubkit_kafka")
+
+_generations = itertools.count(1)
+
+
+def _headers(msg: Message) -> list[tuple[str, str | bytes | None]] | None:
+    h = msg.headers()
+    if h is None or isinstance(h, list):
+        return h
+    return list(h.items())
+
+
+class _Partition:
+    """What one assignment of a partition has delivered: unsettled offsets and how often each was delivered."""
+
+    __slots__ = ("committed", "gen", "high", "pending", "released")
+
+    def __init__(self) -> None:
+        self.gen = next(_generations)
+        self.pending: dict[int, int] = {}  # unsettled offset -> deliveries so far
+        self.released: set[int] = set()  # unsettled offsets given back, to deliver again
+        self.high: int | None = None  # one past the highest offset delivered
+        self.committed: int | None = None
+
+    def position(self) -> int | None:
+        """The offset to commit: every delivered record below it is settled."""
+        if self.pending:
+            return min(self.pending)
+        return self.high
+
+
+class KafkaConsumer(Consumer):
+    """One member of Kafka consumer group ``group`` (``group.id``), subscribed to the transport's topic."""
+
+    def __init__(self, transport: KafkaTransport, group: str) -> None:
+        self.t = transport
+        self.topic = transport.topic
+        self.group = group
+        self.commit_interval = transport.settings.commit_interval
+        self._parts: dict[int, _Partition] = {}
+        self._buffer: list[Message] = []
+        self._seeks: dict[int, int] = {}
+        self._dirty = False
+        self._last_commit = time.monotonic()
+        self._assigned = False
+        self._closed = False
+        self._subscribed = False
+        config = transport.settings.consumer_config(group, transport.client_id(group))
+        try:
+            self.c = RawConsumer(config)
+        except KafkaException as exc:
+            raise ConnectionLost(f"cannot create a Kafka consumer of group {group}: {exc}") from exc
+
+    # --- group membership --------------------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        """Join the group at the first receive, not before: a member that does not poll would hold up the
+        rebalance of every other member. A new group starts at the earliest offset, so nothing published
+        before the join is missed."""
+        try:
+            self.c.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
+        except KafkaException as exc:
+            raise ConnectionLost(f"cannot join Kafka group {self.group}: {exc}") from exc
+        self._subscribed = True
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self._parts[tp.partition] = _Partition()
+            self._seeks.pop(tp.partition, None)
+        self._assigned = True
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._commit(sync=True, only={tp.partition for tp in partitions})
+        self._drop(partitions)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions}
+        for p in gone:
+            self._parts.pop(p, None)
+            self._seeks.pop(p, None)
+        self._buffer = [m for m in self._buffer if m.partition() not in gone]
+
+    # --- committing --------------------------------------------------------------------------------------
+
+    def _commit(self, *, sync: bool, only: set[int] | None = None) -> None:
+        offsets = []
+        for p, st in self._parts.items():
+            if only is not None and p not in only:
+                continue
+            pos = st.position()
+            if pos is not None and pos != st.committed:
+                offsets.append((st, TopicPartition(self.topic, p, pos)))
+        self._last_commit = time.monotonic()
+        if only is None:
+            self._dirty = False
+        if not offsets:
+            return
+        try:
+            if sync:
+                self.c.commit(offsets=[tp for _, tp in offsets], asynchronous=False)
+            else:
+                self.c.commit(offsets=[tp for _, tp in offsets], asynchronous=True)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.code() == KafkaError._NO_OFFSET:
+                return
+            log.warning("kafka group %s: commit failed (%s); the records come back to the group", self.group, exc)
+            return
+        for st, tp in offsets:
+            st.committed = tp.offset
+
+    def _maybe_commit(self) -> None:
+        if self._dirty and time.monotonic() - self._last_commit >= self.commit_interval:
+            self._commit(sync=False)
+
+    # --- receiving ---------------------------------------------------------------------------------------
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self._closed:
+            raise Closed("consumer is closed")
+        if not self._subscribed:
+            self._subscribe()
+        self._maybe_commit()
+        self._do_seeks()
+        out: list[Delivery] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(out) < max_messages:
+                if self._buffer:
+                    need = max_messages - len(out)
+                    batch, self._buffer = self._buffer[:need], self._buffer[need:]
+                else:
+                    remaining = deadline - time.monotonic()
+                    if out or remaining <= 0:
+                        batch = self.c.consume(max_messages - len(out), 0)
+                        if not batch:
+                            break
+                    else:
+                        first = self.c.poll(remaining)
+                        if first is None:
+                            break
+                        batch = [first, *self.c.consume(max_messages - len(out) - 1, 0)]
+                for msg in batch:
+                    d = self._delivery(msg)
+                    if d is not None:
+                        out.append(d)
+        except KafkaException as exc:
+            raise ConnectionLost(f"Kafka group {self.group}: {exc}") from exc
+        return out
+
+    def _delivery(self, msg: Message) -> Delivery | None:
+        err = msg.error()
+        if err is not None:
+            self._on_record_error(err)
+            return None
+        p, o = msg.partition(), msg.offset()
+        if p is None or o is None:
+            return None
+        st = self._parts.get(p)
+        if st is None:  # a record of a partition no longer ours (or assigned without a callback)
+            if self._assigned:
+                return None
+            st = self._parts[p] = _Partition()
+        if st.high is None or o >= st.high:
+            st.high = o + 1
+            st.pending[o] = attempt = 1
+        elif o in st.released:
+            st.released.discard(o)
+            st.pending[o] = attempt = st.pending[o] + 1
+        else:
+            return None  # still in flight, or settled: met again after a seek back
+        ts = msg.timestamp()[1]
+        return decode(self.topic, p, o, msg.key(), msg.value(), _headers(msg), ts, attempt, (st.gen, p, o))
+
+    def _on_record_error(self, err: KafkaError) -> None:
+        code = err.code()
+        if code == KafkaError._PARTITION_EOF:
+            return
+        if code in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC):
+            log.warning("kafka group %s: topic %s is missing; creating it", self.group, self.topic)
+            self.t.forget_topic(self.topic)
+            with contextlib.suppress(ConnectionLost):
+                self.t.ensure_topic(self.topic)
+            return
+        if err.fatal():
+            raise ConnectionLost(f"Kafka group {self.group}: {err.str()}")
+        log.warning("kafka group %s: %s", self.group, err.str())
+
+    def _mine(self, d: Delivery) -> tuple[_Partition, int] | None:
+        gen, p, o = d.token
+        st = self._parts.get(p)
+        if st is None or st.gen != gen or o not in st.pending:
+            return None  # the partition was revoked since: its new owner has the record
+        return st, o
+
+    # --- settling ----------------------------------------------------------------------------------------
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            mine = self._mine(d)
+            if mine is not None:
+                st, o = mine
+                del st.pending[o]
+                st.released.discard(o)
+                self._dirty = True
+        self._maybe_commit()
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            mine = self._mine(d)
+            if mine is not None:
+                st, o = mine
+                st.released.add(o)
+                p = d.token[1]
+                self._seeks[p] = min(o, self._seeks.get(p, o))
+        if not self._closed:
+            self._do_seeks()
+
+    def _do_seeks(self) -> None:
+        for p, offset in list(self._seeks.items()):
+            self._buffer = [m for m in self._buffer if m.partition() != p or m.error() is not None]
+            try:
+                self.c.seek(TopicPartition(self.topic, p, offset))
+            except KafkaException as exc:
+                log.debug("kafka group %s: seek of partition %d deferred: %s", self.group, p, exc)
+                continue
+            del self._seeks[p]
+
+    def dead_letter(self, delivery: Delivery, letter: DeadLetter) -> None:
+        env = delivery.envelope
+        if env is not None:
+            value, key, headers = encode_value(env), env.key, message_headers(env)
+        else:
+            value, key, headers = delivery.raw or b"", None, []
+        headers = headers + letter_headers(letter, new_id(), utcnow())
+        record: Record = (value, key, headers, int(time.time() * 1000))
+        self.t.produce(self.t.settings.dead_letter_topic, [record])
+        self.ack([delivery])
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._subscribed:
+                self._commit(sync=True)
+            self.c.close()  # leaves the group; the revoke callback commits what is settled
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("kafka group %s: leaving the group failed: %s", self.group, exc)

@@ -1,0 +1,237 @@
+"""The Kafka transport: one idempotent producer and one admin client per transport, consumers per listener."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from pubsubkit.envelope import Envelope
+from pubsubkit.errors import Closed, ConnectionLost, PublishError
+from pubsubkit.transport import Capabilities, Consumer, Transport
+from pubsubkit_kafka._config import KafkaSettings, parse_url
+from pubsubkit_kafka._wire import encode_value, message_headers
+
+__all__ = ["CAPABILITIES", "KafkaTransport", "Record"]
+
+log = logging.getLogger("pubsubkit_kafka")
+
+CAPABILITIES = Capabilities(
+    ordered=True,  # one key, one partition, one member of the group at a time, in offset order
+    persistent=True,  # a Kafka log survives broker restarts (replicated, on disk)
+    consumer_groups=True,
+    replay=True,  # a new group reads the log from the start (auto.offset.reset=earliest)
+    multi_process=True,
+    dead_letter_store=False,  # dead letters go to a topic; they are not listed or replayed through pubsubkit
+    restartable=True,
+)
+
+#: (value, key, headers, timestamp in ms) of one message to produce.
+Record = tuple[bytes, str | None, list[tuple[str, str | bytes | None]], int]
+
+_CONNECTION_CODES = {
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._TRANSPORT,
+    KafkaError._MSG_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError.NETWORK_EXCEPTION,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError.NOT_ENOUGH_REPLICAS,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+}
+_UNKNOWN_TOPIC = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION}
+#: How long a publish waits for confirms while the producer reports every broker down.
+_DOWN_WAIT = 2.0
+
+
+class _Batch:
+    """The delivery reports of one ``publish`` call."""
+
+    __slots__ = ("errors", "left")
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.errors: list[KafkaError] = []
+
+    def report(self, err: KafkaError | None, msg: Any) -> None:
+        self.left -= 1
+        if err is not None:
+            self.errors.append(err)
+
+
+class KafkaTransport(Transport):
+    """``kafka://host:port[,host:port]?options``: every event goes to one topic; the key picks the partition."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.settings: KafkaSettings = parse_url(url, options)
+        self.topic = self.settings.topic
+        self._lock = threading.Lock()
+        self._producer: Producer | None = None
+        self._admin: AdminClient | None = None
+        self._ensured: set[str] = set()
+        self._publishing = 0
+        self._down_since: float | None = None
+        self._fatal = False
+        self._closed = False
+        self._clients = itertools.count(1)
+
+    # --- clients -----------------------------------------------------------------------------------------
+
+    def _on_error(self, err: KafkaError) -> None:
+        code = err.code()
+        if err.fatal():
+            log.error("kafka producer fatal error: %s", err)
+            self._fatal = True
+        elif code == KafkaError._ALL_BROKERS_DOWN:
+            self._down_since = time.monotonic()
+        else:
+            log.warning("kafka producer: %s", err)
+
+    def producer(self) -> Producer:
+        """The shared producer, created on first use (and again after a fatal error)."""
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        p = self._producer
+        if p is not None and not self._fatal:
+            return p
+        with self._lock:
+            if self._closed:
+                raise Closed(f"{self.url} is closed")
+            if self._producer is None or self._fatal:
+                old, self._fatal = self._producer, False
+                self._producer = Producer({**self.settings.producer_config(), "error_cb": self._on_error})
+                if old is not None:
+                    old.purge()
+            return self._producer
+
+    def admin(self) -> AdminClient:
+        with self._lock:
+            if self._admin is None:
+                self._admin = AdminClient(self.settings.common_config())
+            return self._admin
+
+    def ensure_topic(self, topic: str, *, again: bool = False) -> None:
+        """Create ``topic`` with the configured partition count unless it exists (once per transport)."""
+        if topic in self._ensured and not again:
+            return
+        spec = NewTopic(
+            topic, num_partitions=self.settings.partitions, replication_factor=self.settings.replication_factor
+        )
+        futures = self.admin().create_topics([spec], operation_timeout=10, request_timeout=15)
+        try:
+            futures[topic].result(timeout=20)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not (isinstance(err, KafkaError) and err.code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                raise ConnectionLost(f"cannot create Kafka topic {topic} at {self.settings.bootstrap}: {exc}") from exc
+        except Exception as exc:  # a timeout of the future
+            raise ConnectionLost(f"cannot create Kafka topic {topic} at {self.settings.bootstrap}: {exc!r}") from exc
+        self._ensured.add(topic)
+
+    def forget_topic(self, topic: str) -> None:
+        """The broker said the topic does not exist (a fresh broker): create it again before its next use."""
+        self._ensured.discard(topic)
+
+    def client_id(self, group: str) -> str:
+        return f"pubsubkit-{group}-{next(self._clients)}"
+
+    # --- publishing --------------------------------------------------------------------------------------
+
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        records = [
+            (encode_value(e), e.key, message_headers(e), int(e.occurred_at.timestamp() * 1000)) for e in envelopes
+        ]
+        self.produce(self.topic, records)
+
+    def produce(self, topic: str, records: Sequence[Record]) -> None:
+        """Produce ``records`` to ``topic`` and wait for every delivery report; PublishError on any failure."""
+        if not records:
+            if self._closed:
+                raise Closed(f"{self.url} is closed")
+            return
+        producer = self.producer()
+        self.ensure_topic(topic)
+        batch = _Batch(len(records))
+        report = batch.report
+        started = time.monotonic()
+        with self._lock:
+            self._publishing += 1
+        try:
+            for value, key, headers, ts in records:
+                while True:
+                    try:
+                        producer.produce(topic, value, key, headers=headers, timestamp=ts, on_delivery=report)
+                        break
+                    except BufferError:  # the local queue is full: serve delivery reports, then try again
+                        producer.poll(0.05)
+                producer.poll(0)
+            self._wait(producer, batch, started)
+        except KafkaException as exc:
+            raise PublishError(f"Kafka producer refused a message for {topic}: {exc}") from exc
+        finally:
+            with self._lock:
+                self._publishing -= 1
+        if batch.errors:
+            self._raise(topic, batch.errors)
+        self._down_since = None
+
+    def _wait(self, producer: Producer, batch: _Batch, started: float) -> None:
+        while batch.left > 0:
+            if self._closed:
+                raise Closed(f"{self.url} was closed while publishing")
+            down = self._down_since
+            if down is not None and down >= started and time.monotonic() - down > _DOWN_WAIT:
+                raise ConnectionLost(f"no Kafka broker reachable at {self.settings.bootstrap}")
+            if self._publishing <= 1:
+                producer.flush(0.2)  # alone: flush also sends at once, without lingering
+            else:
+                producer.poll(0.01)  # others publish too: do not wait for their messages
+
+    def _raise(self, topic: str, errors: list[KafkaError]) -> None:
+        err = errors[0]
+        codes = {e.code() for e in errors}
+        if codes & _UNKNOWN_TOPIC:
+            self.forget_topic(topic)
+        message = f"{len(errors)} message(s) to Kafka topic {topic} not confirmed: {err.str()}"
+        if codes <= _CONNECTION_CODES:
+            raise ConnectionLost(message)
+        raise PublishError(message)
+
+    # --- consuming and the rest --------------------------------------------------------------------------
+
+    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        from pubsubkit_kafka._consumer import KafkaConsumer
+
+        self.ensure_topic(self.topic)
+        return KafkaConsumer(self, group)
+
+    def ping(self) -> None:
+        try:
+            self.admin().list_topics(timeout=5)
+        except KafkaException as exc:
+            raise ConnectionLost(f"Kafka at {self.settings.bootstrap} does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            producer, self._producer = self._producer, None
+            self._admin = None
+        if producer is not None:
+            with contextlib.suppress(KafkaException):
+                producer.flush(5)

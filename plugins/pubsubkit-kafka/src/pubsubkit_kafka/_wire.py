@@ -1,0 +1,138 @@
+"""Envelopes on the Kafka wire, compatible with the Go MyEvents.
+
+The message value is the Go original's JSON, ``{"eventName": <name>, "payload": <payload object>}``; the message
+key is the envelope's key (which picks the partition); pubsubkit's own metadata rides in headers: ``pubsubkit-id``
+and ``pubsubkit-time``, beside the envelope's headers (correlation id, causation id, traceparent...) under their
+own names. A message without ``pubsubkit-id`` (from a Go service or any other producer) gets an id derived from
+its topic, partition and offset, and its broker timestamp as the time it occurred.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pubsubkit.envelope import Envelope
+from pubsubkit.transport import DeadLetter, Delivery
+
+__all__ = ["ID_HEADER", "TIME_HEADER", "decode", "derived_id", "encode_value", "letter_headers", "message_headers"]
+
+ID_HEADER = "pubsubkit-id"
+TIME_HEADER = "pubsubkit-time"
+#: Headers of a dead letter, beside the original message's.
+DL_PREFIX = "pubsubkit-dl-"
+
+_HEAD = b'{"eventName":'
+_MID = b',"payload":'
+_NAMESPACE = uuid.UUID("0b8e3a4c-5f1d-4d0e-9b7a-6f2c1e0a9d31")
+
+
+def encode_value(envelope: Envelope) -> bytes:
+    """The Go MyEvents value: ``{"eventName": name, "payload": payload}``, the payload bytes kept as they are."""
+    return b"".join((_HEAD, orjson.dumps(envelope.name), _MID, envelope.payload, b"}"))
+
+
+def message_headers(envelope: Envelope) -> list[tuple[str, str | bytes | None]]:
+    """Kafka headers of ``envelope``: its id and time, then its own headers."""
+    out: list[tuple[str, str | bytes | None]] = [
+        (ID_HEADER, envelope.id.encode()),
+        (TIME_HEADER, envelope.occurred_at.isoformat().encode()),
+    ]
+    out.extend((k, v.encode()) for k, v in envelope.headers.items())
+    return out
+
+
+def letter_headers(letter: DeadLetter, letter_id: str, dead_at: datetime) -> list[tuple[str, str | bytes | None]]:
+    """Headers saying why a message was dead-lettered."""
+    fields = {
+        "id": letter_id,
+        "group": letter.group,
+        "reason": letter.reason,
+        "error": letter.error,
+        "attempts": str(letter.attempts),
+        "original-name": letter.original_name or "",
+        "dead-at": dead_at.isoformat(),
+    }
+    return [(DL_PREFIX + k, v.encode()) for k, v in fields.items()]
+
+
+def derived_id(topic: str, partition: int, offset: int) -> str:
+    """The id of a message that came without one: the same for every consumer of that record."""
+    return str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
+
+
+def _split_value(value: bytes) -> tuple[str, bytes] | None:
+    """``(name, payload bytes)`` of a value pubsubkit wrote, without parsing the payload; ``None`` if not one."""
+    if not value.startswith(_HEAD) or not value.endswith(b"}"):
+        return None
+    mid = value.find(_MID, len(_HEAD))
+    if mid < 0:
+        return None
+    try:
+        name = orjson.loads(value[len(_HEAD) : mid])
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(name, str):
+        return None
+    return name, value[mid + len(_MID) : -1]
+
+
+def _parse_value(value: bytes) -> tuple[str, bytes]:
+    """``(name, payload bytes)`` of any value in the Go format; raises ``ValueError`` when it is not one."""
+    data: Any = orjson.loads(value)
+    if not isinstance(data, dict):
+        raise ValueError(f"the message value is a JSON {type(data).__name__}, not an object")
+    name = data.get("eventName")
+    if not isinstance(name, str) or not name:
+        raise ValueError("the message value has no eventName")
+    if "payload" not in data:
+        raise ValueError("the message value has no payload")
+    return name, orjson.dumps(data["payload"])
+
+
+def decode(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, str | bytes | None]] | None,
+    timestamp_ms: int,
+    attempt: int,
+    token: Any,
+) -> Delivery:
+    """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
+    raw = value or b""
+    try:
+        message_id: str | None = None
+        occurred: str | None = None
+        own: dict[str, str] = {}
+        for name, hv in headers or ():
+            text = hv.decode() if isinstance(hv, bytes) else (hv or "")
+            if name == ID_HEADER:
+                message_id = text
+            elif name == TIME_HEADER:
+                occurred = text
+            else:
+                own[name] = text
+        parsed = _split_value(raw) if message_id is not None else None
+        event_name, payload = parsed if parsed is not None else _parse_value(raw)
+        if occurred is not None:
+            at = datetime.fromisoformat(occurred)
+        else:
+            at = datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
+        envelope = Envelope(
+            id=message_id or derived_id(topic, partition, offset),
+            name=event_name,
+            payload=payload,
+            key=key.decode() if key is not None else None,
+            occurred_at=at,
+            headers=own,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
+        return Delivery(None, attempt=attempt, token=token, raw=raw, error=f"undecodable Kafka record: {exc}")
+    return Delivery(envelope, attempt=attempt, token=token)
