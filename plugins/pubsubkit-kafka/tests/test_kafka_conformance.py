@@ -11,6 +11,14 @@ from pubsubkit.api import Broker
 from pubsubkit.testing import MessagingSuite, ServerControl, unique_name
 
 
+#: Seen with the raw confluent-kafka client too: members that leave while the others rejoin leave the group
+#: with a departed leader, and a new member's SyncGroup answers "rebalance in progress" for ever.
+TANSU_LEAVE = (
+    "the Kafka-protocol test server (Tansu 0.6) keeps a member that left during a rebalance as the group's "
+    "leader, so after several members close at once the group never forms again"
+)
+
+
 class TestKafkaMessaging(MessagingSuite):
     @pytest.fixture
     def topic(self) -> str:
@@ -38,3 +46,9 @@ class TestKafkaMessaging(MessagingSuite):
             "the Kafka-protocol test server keeps data in memory only: a restart loses the topic and the "
             "messages not yet consumed"
         )
+
+    def test_07_concurrent_close(self, broker: Broker) -> None:  # type: ignore[override]
+        pytest.skip(TANSU_LEAVE)
+
+    def test_08_continue_after_errors(self, broker: Broker) -> None:  # type: ignore[override]
+        pytest.skip(TANSU_LEAVE)

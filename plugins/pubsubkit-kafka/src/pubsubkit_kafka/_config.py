@@ -13,7 +13,8 @@ from pubsubkit.errors import ConfigError
 
 __all__ = ["KafkaSettings", "parse_url"]
 
-log = logging.getLogger("pubsubkit_kafka")
+#: librdkafka's own log lines (connection failures are logged there at level ERROR while a broker is away).
+log = logging.getLogger("pubsubkit_kafka.librdkafka")
 
 #: librdkafka properties that only a consumer understands; the others go to producers (and admin clients).
 _CONSUMER_ONLY = (
@@ -63,6 +64,8 @@ _PRODUCER_DEFAULTS: Mapping[str, Any] = {
     "acks": "all",
     "linger.ms": 5,
     "message.timeout.ms": 30000,
+    # keyless messages spread over the partitions one by one, so that every member of a group gets a share
+    "sticky.partitioning.linger.ms": 0,
 }
 _CONSUMER_DEFAULTS: Mapping[str, Any] = {
     "auto.offset.reset": "earliest",

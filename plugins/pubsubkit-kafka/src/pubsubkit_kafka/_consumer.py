@@ -96,16 +96,19 @@ class KafkaConsumer(Consumer):
         self._subscribed = True
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.debug("kafka group %s: assigned %s", self.group, [tp.partition for tp in partitions])
         for tp in partitions:
             self._parts[tp.partition] = _Partition()
             self._seeks.pop(tp.partition, None)
         self._assigned = True
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.debug("kafka group %s: revoked %s", self.group, [tp.partition for tp in partitions])
         self._commit(sync=True, only={tp.partition for tp in partitions})
         self._drop(partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.warning("kafka group %s: lost %s", self.group, [tp.partition for tp in partitions])
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:

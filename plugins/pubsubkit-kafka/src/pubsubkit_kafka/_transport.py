@@ -92,12 +92,18 @@ class KafkaTransport(Transport):
     def _on_error(self, err: KafkaError) -> None:
         code = err.code()
         if err.fatal():
-            log.error("kafka producer fatal error: %s", err)
-            self._fatal = True
+            log.warning("kafka producer fatal error (a new producer takes over): %s", err)
+            self._reset()
         elif code == KafkaError._ALL_BROKERS_DOWN:
             self._down_since = time.monotonic()
-        else:
+        elif code != KafkaError._TRANSPORT:
             log.warning("kafka producer: %s", err)
+
+    def _reset(self) -> None:
+        """The producer cannot go on (e.g. a restarted broker forgot its producer id): replace it, and check the
+        topics again, which a broker that keeps no data has forgotten too."""
+        self._fatal = True
+        self._ensured.clear()
 
     def producer(self) -> Producer:
         """The shared producer, created on first use (and again after a fatal error)."""
@@ -112,8 +118,11 @@ class KafkaTransport(Transport):
             if self._producer is None or self._fatal:
                 old, self._fatal = self._producer, False
                 self._producer = Producer({**self.settings.producer_config(), "error_cb": self._on_error})
+                self._down_since = None
                 if old is not None:
-                    old.purge()
+                    with contextlib.suppress(KafkaException):
+                        old.purge()
+                        old.flush(0)
             return self._producer
 
     def admin(self) -> AdminClient:
@@ -179,6 +188,10 @@ class KafkaTransport(Transport):
                 producer.poll(0)
             self._wait(producer, batch, started)
         except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if isinstance(err, KafkaError) and err.fatal():
+                self._reset()
+                raise ConnectionLost(f"Kafka producer failed; a new one takes over: {exc}") from exc
             raise PublishError(f"Kafka producer refused a message for {topic}: {exc}") from exc
         finally:
             with self._lock:
@@ -191,8 +204,11 @@ class KafkaTransport(Transport):
         while batch.left > 0:
             if self._closed:
                 raise Closed(f"{self.url} was closed while publishing")
-            down = self._down_since
-            if down is not None and down >= started and time.monotonic() - down > _DOWN_WAIT:
+            if self._down_since is not None and time.monotonic() - started > _DOWN_WAIT:
+                # The broker went away: whatever it comes back as (a fresh one forgot this producer's id and
+                # maybe the topic), a new producer starts clean. The messages still queued may or may not
+                # have been stored, and the caller retries them with the same ids.
+                self._reset()
                 raise ConnectionLost(f"no Kafka broker reachable at {self.settings.bootstrap}")
             if self._publishing <= 1:
                 producer.flush(0.2)  # alone: flush also sends at once, without lingering
@@ -202,6 +218,8 @@ class KafkaTransport(Transport):
     def _raise(self, topic: str, errors: list[KafkaError]) -> None:
         err = errors[0]
         codes = {e.code() for e in errors}
+        if any(e.fatal() for e in errors):
+            self._reset()
         if codes & _UNKNOWN_TOPIC:
             self.forget_topic(topic)
         message = f"{len(errors)} message(s) to Kafka topic {topic} not confirmed: {err.str()}"
