@@ -10,7 +10,6 @@ from kafka_support import kafka_url, raw_producer
 from pubsubkit.api import Broker
 from pubsubkit.testing import MessagingSuite, ServerControl, unique_name
 
-
 #: Seen with the raw confluent-kafka client too: members that leave while the others rejoin leave the group
 #: with a departed leader, and a new member's SyncGroup answers "rebalance in progress" for ever.
 TANSU_LEAVE = (
