@@ -66,29 +66,22 @@ def test_go_message_reaches_a_listener(broker: Broker, kafka_bootstrap: str, top
     producer.produce(topic, orjson.dumps({"eventName": kit.name("ping"), "payload": {"n": 8}}))
     assert producer.flush(10) == 0
 
-    got = Collector()
-    listener = broker.listener(kit.name("g"), poll_interval=0.05)
-    listener.add_handler(ping, got)
-    listener.start()
+    # Two groups at once: each handles both records, with the same ids (derived from topic, partition, offset).
+    got, again = Collector(), Collector()
+    listeners = [broker.listener(kit.name(g), poll_interval=0.05) for g in ("g", "g2")]
+    for listener, collector in zip(listeners, (got, again), strict=True):
+        listener.add_handler(ping, collector)
+        listener.start()
     try:
-        wait_until(lambda: got.count == 2, what="both Go records to be handled")
+        wait_until(lambda: got.count == 2 and again.count == 2, what="both groups to handle both Go records")
     finally:
-        listener.close()
+        for listener in listeners:
+            listener.close()
     by_n = {r.event.n: r for r in got.snapshot()}
     assert by_n[7].event == ping(n=7, note="from go", tags=["a"])
     assert by_n[7].envelope.key == "user-1"
     assert by_n[8].envelope.key is None
     assert by_n[7].envelope.occurred_at.tzinfo is not None
-
-    # The same record read by another group has the same id: the id derives from topic, partition and offset.
-    again = Collector()
-    other = broker.listener(kit.name("g2"), poll_interval=0.05)
-    other.add_handler(ping, again)
-    other.start()
-    try:
-        wait_until(lambda: again.count == 2, what="the second group to handle both")
-    finally:
-        other.close()
     assert {r.id for r in again.snapshot()} == {r.id for r in got.snapshot()}
     raw = raw_consumer(kafka_bootstrap, topic)
     try:
