@@ -65,6 +65,9 @@ def derived_id(topic: str, partition: int, offset: int) -> str:
     return str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
 
 
+_names: dict[bytes, str] = {}
+
+
 def _split_value(value: bytes) -> tuple[str, bytes] | None:
     """``(name, payload bytes)`` of a value pubsubkit wrote, without parsing the payload; ``None`` if not one."""
     if not value.startswith(_HEAD) or not value.endswith(b"}"):
@@ -72,12 +75,18 @@ def _split_value(value: bytes) -> tuple[str, bytes] | None:
     mid = value.find(_MID, len(_HEAD))
     if mid < 0:
         return None
-    try:
-        name = orjson.loads(value[len(_HEAD) : mid])
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(name, str):
-        return None
+    quoted = value[len(_HEAD) : mid]
+    name = _names.get(quoted)
+    if name is None:
+        try:
+            parsed = orjson.loads(quoted)
+        except orjson.JSONDecodeError:
+            return None
+        if not isinstance(parsed, str):
+            return None
+        name = parsed
+        if len(_names) < 4096:  # event names are few: remember their decoded form
+            _names[quoted] = name
     return name, value[mid + len(_MID) : -1]
 
 
