@@ -181,3 +181,8 @@ def test_url_options() -> None:
             parse_url(bad, {})
     with contextlib.closing(KafkaTransport("kafka://127.0.0.1:1")) as transport:  # opening does not connect
         assert transport.capabilities.ordered
+    with contextlib.closing(KafkaTransport("kafka://127.0.0.1:1?linger.ms=soon&session.timeout.ms=never")) as t:
+        with pytest.raises(ConfigError, match=r"linger\.ms"):
+            t.publish([pubsubkit.Envelope(id=pubsubkit.new_id(), name="x", payload=b"{}")])
+        with pytest.raises(ConfigError, match=r"session\.timeout\.ms"):
+            t.consumer("g", None)

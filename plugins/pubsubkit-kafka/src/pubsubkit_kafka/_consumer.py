@@ -21,7 +21,7 @@ from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from pubsubkit.envelope import new_id, utcnow
-from pubsubkit.errors import Closed, ConnectionLost
+from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_kafka._wire import decode, encode_value, letter_headers, message_headers
 
@@ -81,7 +81,7 @@ class KafkaConsumer(Consumer):
         try:
             self.c = RawConsumer(config)
         except KafkaException as exc:
-            raise ConnectionLost(f"cannot create a Kafka consumer of group {group}: {exc}") from exc
+            raise ConfigError(f"the Kafka consumer of group {group} refused its configuration: {exc}") from exc
 
     # --- group membership --------------------------------------------------------------------------------
 

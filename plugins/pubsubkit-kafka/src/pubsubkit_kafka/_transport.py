@@ -15,7 +15,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from pubsubkit.envelope import Envelope
-from pubsubkit.errors import Closed, ConnectionLost, PublishError
+from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
+from pubsubkit.registry import redact
 from pubsubkit.transport import Capabilities, Consumer, Transport
 from pubsubkit_kafka._config import KafkaSettings, parse_url
 from pubsubkit_kafka._wire import encode_value, message_headers
@@ -117,7 +118,12 @@ class KafkaTransport(Transport):
                 raise Closed(f"{self.url} is closed")
             if self._producer is None or self._fatal:
                 old, self._fatal = self._producer, False
-                self._producer = Producer({**self.settings.producer_config(), "error_cb": self._on_error})
+                try:
+                    self._producer = Producer({**self.settings.producer_config(), "error_cb": self._on_error})
+                except KafkaException as exc:
+                    raise ConfigError(
+                        f"{redact(self.url)}: the Kafka producer refused its configuration: {exc}"
+                    ) from exc
                 self._down_since = None
                 if old is not None:
                     with contextlib.suppress(KafkaException):
@@ -128,7 +134,12 @@ class KafkaTransport(Transport):
     def admin(self) -> AdminClient:
         with self._lock:
             if self._admin is None:
-                self._admin = AdminClient(self.settings.common_config())
+                try:
+                    self._admin = AdminClient(self.settings.common_config())
+                except KafkaException as exc:
+                    raise ConfigError(
+                        f"{redact(self.url)}: the Kafka admin client refused its configuration: {exc}"
+                    ) from exc
             return self._admin
 
     def ensure_topic(self, topic: str, *, again: bool = False) -> None:
@@ -234,8 +245,13 @@ class KafkaTransport(Transport):
             raise Closed(f"{self.url} is closed")
         from pubsubkit_kafka._consumer import KafkaConsumer
 
-        self.ensure_topic(self.topic)
-        return KafkaConsumer(self, group)
+        consumer = KafkaConsumer(self, group)
+        try:
+            self.ensure_topic(self.topic)
+        except BaseException:
+            consumer.close()
+            raise
+        return consumer
 
     def ping(self) -> None:
         try:
