@@ -1,0 +1,449 @@
+"""The DynamoDB store: documents, units of work in TransactWriteItems, the outbox and the inbox."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
+
+from pubsubkit.codec import Codec
+from pubsubkit.envelope import new_id
+from pubsubkit.errors import (
+    AlreadyProcessed,
+    Closed,
+    ConditionFailed,
+    ConfigError,
+    ConnectionLost,
+    DuplicateError,
+    NotFound,
+    PubsubkitError,
+)
+from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, OutboxEntry, Put, Store, Update
+from pubsubkit.store import apply_update as _apply_update
+from pubsubkit_dynamodb import _writes as w
+from pubsubkit_dynamodb._config import Settings, index_name, make_client
+from pubsubkit_dynamodb._errors import (
+    RETRYABLE,
+    TransactionTooLarge,
+    UnsupportedUnitOfWork,
+    code_of,
+    is_client_error,
+    reasons,
+    translate,
+)
+from pubsubkit_dynamodb._tables import TableInfo, Tables
+from pubsubkit_dynamodb._values import Expr, index_key, item_to_doc, shadow
+
+MAX_TRANSACTION_ITEMS = 100
+_ATTEMPTS = 200  # rounds of a write lost to a race (a concurrent change, a moved outbox counter)
+_RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None", ""})
+R = TypeVar("R")
+
+
+class _Retry(Exception):
+    """A write lost a race; build it again and resend."""
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** min(attempt, 10))))
+
+
+class DynamoStore(Store):
+    """``dynamodb://?region=...&endpoint_url=...&prefix=...``: one table per collection, plus outbox, inbox, meta."""
+
+    def __init__(self, url: str, codec: Codec | None = None, **options: Any) -> None:
+        super().__init__(codec)
+        self.url = url
+        self.settings = Settings.parse(url, options)
+        self.client = make_client(self.settings)
+        self.tables = Tables(self.client, self.settings)
+        self._seq_lock = threading.Lock()  # one outbox-writing transaction at a time per process
+        self._seq: int | None = None  # the outbox counter as this process last saw it
+
+    # --- plumbing -----------------------------------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[..., R], **request: Any) -> R:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        try:
+            return fn(**request)
+        except Exception as exc:
+            raise self._error(exc, what) from exc
+
+    def _error(self, exc: Exception, what: str) -> PubsubkitError:
+        if is_client_error(exc, "ResourceNotFoundException"):
+            self.tables.forget()
+            self._seq = None
+        return translate(exc, what)
+
+    def _info(self, collection: str) -> TableInfo:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        return self.tables.known(collection) or self.tables.ensure_collection(collection, ())
+
+    def _system(self) -> None:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        self.tables.ensure_system()
+
+    # --- documents ----------------------------------------------------------------------------------------
+
+    def ensure_collection(self, name: str, indexes: Sequence[str]) -> None:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        self.tables.ensure_collection(name, indexes)
+
+    def _get(self, info: TableInfo, id: str) -> Doc | None:
+        if not id:
+            return None
+        found = self._call(
+            f"reading {info.name}/{id}",
+            self.client.get_item,
+            TableName=info.name,
+            Key=w.doc_key(id),
+            ConsistentRead=True,
+        )
+        item = found.get("Item")
+        return item_to_doc(item) if item else None
+
+    def get_raw(self, collection: str, id: str) -> Doc | None:
+        return self._get(self._info(collection), id)
+
+    def find_raw(self, collection: str, where: Mapping[str, Any], limit: int, after: str | None) -> list[Doc]:
+        info = self._info(collection)
+        indexed = next((f for f in where if f in info.indexes), None)
+        e = Expr()
+        filters = [e.equals(f, v) for f, v in where.items() if f != indexed]
+        request: dict[str, Any] = {"TableName": info.name}
+        if indexed is None:
+            if after:
+                filters.append(f"{e.name('id')} > {e.value({'S': after})}")
+            request.update(e.request(FilterExpression=" AND ".join(filters), ConsistentRead=True))
+            docs = [item_to_doc(i) for i in self._pages("scan", f"scanning {info.name}", request)]
+            docs.sort(key=lambda d: str(d["id"]))
+            return docs[:limit]
+        keys = [f"{e.name(shadow(indexed))} = {e.value({'S': index_key(where[indexed])})}"]
+        if after:
+            keys.append(f"{e.name('id')} > {e.value({'S': after})}")
+        request.update(
+            e.request(
+                IndexName=index_name(indexed),
+                KeyConditionExpression=" AND ".join(keys),
+                FilterExpression=" AND ".join(filters),
+            )
+        )
+        request["Limit"] = max(limit, 100) if filters else limit
+        out: list[Doc] = []
+        for item in self._pages("query", f"querying {info.name}", request):
+            out.append(item_to_doc(item))
+            if len(out) >= limit:
+                break
+        return out
+
+    def _pages(self, operation: str, what: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a query or scan, page after page (``LastEvaluatedKey``)."""
+        fn = getattr(self.client, operation)
+        request = dict(request)
+        while True:
+            page = self._call(what, fn, **request)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    # --- units of work ------------------------------------------------------------------------------------
+
+    def apply(self, ops: Sequence[Operation]) -> list[Doc | None]:
+        ops = list(ops)
+        if not ops:
+            return []
+        infos = {
+            op.collection: self._info(op.collection) for op in ops if isinstance(op, Insert | Put | Delete | Update)
+        }
+        emits = sum(isinstance(op, Emit) for op in ops)
+        if emits or any(isinstance(op, MarkProcessed) for op in ops):
+            self._system()
+        self._validate(ops, infos, emits)
+        if len(ops) == 1 and not emits:
+            return [self._retrying(lambda: self._single(ops[0], infos))]
+        lock = self._seq_lock if emits else contextlib.nullcontext()
+        with lock:
+            self._retrying(lambda: self._transact(ops, infos))
+        results: list[Doc | None] = []
+        for op in ops:  # TransactWriteItems returns no values: read the updated documents back
+            results.append(self._get(infos[op.collection], op.id) if isinstance(op, Update) else None)
+        return results
+
+    def _validate(self, ops: list[Operation], infos: Mapping[str, TableInfo], emits: int) -> None:
+        size = len(ops) + (1 if emits else 0)
+        if size > MAX_TRANSACTION_ITEMS:
+            raise TransactionTooLarge(
+                f"a unit of work on DynamoDB holds at most {MAX_TRANSACTION_ITEMS} writes, the outbox counter"
+                f" included when it emits; this one has {size}: split it into several units of work"
+            )
+        seen: set[tuple[str, str]] = set()
+        for op in ops:
+            t = w.target(op, infos)
+            if t is None:
+                continue
+            if t in seen:
+                if isinstance(op, MarkProcessed):
+                    raise AlreadyProcessed(f"message {op.message_id} is marked processed twice by {op.group}")
+                raise UnsupportedUnitOfWork(
+                    f"a unit of work on DynamoDB writes each document once; {t[0]}/{t[1]} is written twice"
+                )
+            seen.add(t)
+
+    def _retrying(self, fn: Callable[[], R]) -> R:
+        for attempt in range(_ATTEMPTS):
+            try:
+                return fn()
+            except _Retry:
+                _backoff(attempt)
+        raise ConnectionLost(f"{self.url}: gave up after {_ATTEMPTS} rounds of contention on the same items")
+
+    def _currents(self, ops: list[Operation], infos: Mapping[str, TableInfo]) -> dict[int, Doc]:
+        """The documents that updates computed by the client need, read first."""
+        out: dict[int, Doc] = {}
+        for i, op in enumerate(ops):
+            if isinstance(op, Update) and w.needs_read(op, infos[op.collection]):
+                doc = self._get(infos[op.collection], op.id)
+                if doc is None:
+                    raise NotFound(f"{op.collection}/{op.id} does not exist")
+                out[i] = doc
+        return out
+
+    def _single(self, op: Operation, infos: Mapping[str, TableInfo]) -> Doc | None:
+        """One write without a transaction (half the cost); an Update returns its new document."""
+        currents = self._currents([op], infos)
+        if isinstance(op, Update) and currents and not (op.set or op.inc):
+            return _apply_update(currents[0], op)  # a pure check: nothing to write
+        [write] = w.build([op], infos, currents, **self._names(), seq=0, now=time.time(), inbox_ttl=self._ttl)
+        fn = {"Put": self.client.put_item, "Delete": self.client.delete_item, "Update": self.client.update_item}
+        request = dict(write.request)
+        if write.kind == "Update":
+            request["ReturnValues"] = "ALL_NEW"
+        try:
+            response = fn[write.kind](**request)
+        except Exception as exc:
+            code = code_of(exc)
+            if code == "ConditionalCheckFailedException":
+                raise self._failure(op, infos) from None
+            if code in RETRYABLE:
+                raise _Retry from exc
+            raise self._error(exc, f"writing to {write.request['TableName']}") from exc
+        if write.kind == "Update":
+            return item_to_doc(response["Attributes"])
+        return None
+
+    @property
+    def _ttl(self) -> float:
+        return self.settings.inbox_ttl
+
+    def _names(self) -> dict[str, str]:
+        s = self.settings
+        return {"outbox": s.outbox_table, "inbox": s.inbox_table, "meta": s.meta_table}
+
+    def _transact(self, ops: list[Operation], infos: Mapping[str, TableInfo]) -> None:
+        emits = any(isinstance(op, Emit) for op in ops)
+        seq = self._counter() if emits else 0
+        currents = self._currents(ops, infos)
+        writes = w.build(ops, infos, currents, **self._names(), seq=seq, now=time.time(), inbox_ttl=self._ttl)
+        try:
+            self.client.transact_write_items(
+                TransactItems=[x.transact_item() for x in writes], ClientRequestToken=new_id()
+            )
+        except Exception as exc:
+            code = code_of(exc)
+            if code == "TransactionCanceledException":
+                raise self._cancelled(exc, writes, infos) from None
+            if code in RETRYABLE:
+                raise _Retry from exc
+            raise self._error(exc, "committing a unit of work") from exc
+        if emits:
+            self._seq = seq + sum(isinstance(op, Emit) for op in ops)
+
+    def _cancelled(self, exc: Exception, writes: list[w.Write], infos: Mapping[str, TableInfo]) -> Exception:
+        """The error a cancelled transaction stands for, or :class:`_Retry`."""
+        found = reasons(exc)
+        if len(found) != len(writes):
+            return self._error(exc, "committing a unit of work")
+        stale_counter = False
+        for write, reason in zip(writes, found, strict=True):
+            code = str(reason.get("Code") or "")
+            if code == "ConditionalCheckFailed":
+                if write.op is None or isinstance(write.op, Emit):
+                    stale_counter = True
+                    continue
+                return self._failure(write.op, infos)
+            if code == "ValidationError":
+                return ConfigError(f"DynamoDB refused a unit of work: {reason.get('Message', '')}")
+            if code not in _RETRY_REASONS:
+                return PubsubkitError(f"DynamoDB cancelled a unit of work: {code}: {reason.get('Message', '')}")
+        if stale_counter:
+            self._seq = None  # another process emitted meanwhile: read the counter again
+        return _Retry()
+
+    def _failure(self, op: Operation, infos: Mapping[str, TableInfo]) -> Exception:
+        """What a failed condition of ``op`` means: a pubsubkit error, or a lost race to retry."""
+        if isinstance(op, Insert):
+            return DuplicateError(f"{op.collection}/{op.doc.get('id')} already exists")
+        if isinstance(op, Delete):
+            return NotFound(f"{op.collection}/{op.id} does not exist")
+        if isinstance(op, MarkProcessed):
+            return AlreadyProcessed(f"message {op.message_id} was processed by {op.group} before")
+        if isinstance(op, Update):
+            current = self._get(infos[op.collection], op.id)
+            if current is None:
+                return NotFound(f"{op.collection}/{op.id} does not exist")
+            try:
+                _apply_update(current, op)
+            except ConditionFailed as exc:
+                return exc
+            return _Retry()  # changed between our read and the write: try again
+        return PubsubkitError(f"unexpected condition failure of {op!r}")
+
+    # --- the outbox ---------------------------------------------------------------------------------------
+
+    def _counter(self) -> int:
+        """The outbox sequence counter: cached, or read (never below the last entry's seq)."""
+        if self._seq is not None:
+            return self._seq
+        s = self.settings
+        found = self._call(
+            "reading the outbox counter",
+            self.client.get_item,
+            TableName=s.meta_table,
+            Key={"name": {"S": w.COUNTER}},
+            ConsistentRead=True,
+        )
+        counter = int(found.get("Item", {}).get("n", {}).get("N", "0"))
+        e = Expr()
+        last = self._call(
+            "reading the outbox",
+            self.client.query,
+            TableName=s.outbox_table,
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            Limit=1,
+            **e.request(KeyConditionExpression=f"{e.name('p')} = {e.value({'S': w.OUTBOX_PARTITION})}"),
+        )
+        top = max((int(i["seq"]["N"]) for i in last.get("Items", [])), default=0)
+        self._seq = max(counter, top)
+        return self._seq
+
+    def _outbox_query(self, **extra: Any) -> dict[str, Any]:
+        e = Expr()
+        return {
+            "TableName": self.settings.outbox_table,
+            "ConsistentRead": True,
+            **e.request(KeyConditionExpression=f"{e.name('p')} = {e.value({'S': w.OUTBOX_PARTITION})}"),
+            **extra,
+        }
+
+    def outbox_pending(self, limit: int) -> list[OutboxEntry]:
+        self._system()
+        out: list[OutboxEntry] = []
+        request = self._outbox_query(Limit=max(1, min(limit, 1000)))
+        for item in self._pages("query", "reading the outbox", request):
+            out.append(OutboxEntry(int(item["seq"]["N"]), w.item_envelope(item)))
+            if len(out) >= limit:
+                break
+        return out
+
+    def outbox_count(self) -> int:
+        self._system()
+        request = self._outbox_query(Select="COUNT")
+        total = 0
+        while True:
+            page = self._call("counting the outbox", self.client.query, **request)
+            total += int(page.get("Count", 0))
+            if not page.get("LastEvaluatedKey"):
+                return total
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def outbox_mark_sent(self, seqs: Sequence[int]) -> None:
+        self._system()
+        keys = [{"p": {"S": w.OUTBOX_PARTITION}, "seq": {"N": str(s)}} for s in seqs]
+        self._delete_many(self.settings.outbox_table, keys)
+
+    def _delete_many(self, table: str, keys: list[dict[str, Any]]) -> None:
+        for start in range(0, len(keys), 25):
+            pending: dict[str, Any] = {table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
+            attempt = 0
+            while pending:
+                done = self._call(f"deleting from {table}", self.client.batch_write_item, RequestItems=pending)
+                pending = done.get("UnprocessedItems") or {}
+                if pending:
+                    _backoff(attempt)
+                    attempt += 1
+
+    def outbox_claim(self, owner: str, seconds: float) -> bool:
+        """The relay lease: an item of the meta table, taken when free, expired or ours (client clocks)."""
+        self._system()
+        now = time.time()
+        e = Expr()
+        o, u = e.name("owner"), e.name("until")
+        request = e.request(
+            UpdateExpression=f"SET {o} = {e.value({'S': owner})}, {u} = {e.value({'N': repr(now + seconds)})}",
+            ConditionExpression=(
+                f"attribute_not_exists({o}) OR {o} = {e.value({'S': owner})} OR {u} < {e.value({'N': repr(now)})}"
+            ),
+        )
+        try:
+            self.client.update_item(TableName=self.settings.meta_table, Key={"name": {"S": w.LEASE}}, **request)
+            return True
+        except Exception as exc:
+            if is_client_error(exc, "ConditionalCheckFailedException"):
+                return False
+            raise self._error(exc, "taking the outbox relay lease") from exc
+
+    # --- the inbox ----------------------------------------------------------------------------------------
+
+    def inbox_contains(self, group: str, message_id: str) -> bool:
+        self._system()
+        found = self._call(
+            "reading the inbox",
+            self.client.get_item,
+            TableName=self.settings.inbox_table,
+            Key={"g": {"S": group}, "m": {"S": message_id}},
+            ConsistentRead=True,
+        )
+        return "Item" in found
+
+    def prune_inbox(self, older_than_seconds: float) -> int:
+        """Delete records older than this now (the TTL attribute also expires them, within days, on AWS)."""
+        self._system()
+        e = Expr()
+        request = {
+            "TableName": self.settings.inbox_table,
+            **e.request(
+                FilterExpression=f"{e.name('at')} < {e.value({'N': repr(time.time() - older_than_seconds)})}",
+                ProjectionExpression=f"{e.name('g')}, {e.name('m')}",
+            ),
+        }
+        keys = [{"g": i["g"], "m": i["m"]} for i in self._pages("scan", "scanning the inbox", request)]
+        self._delete_many(self.settings.inbox_table, keys)
+        return len(keys)
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._call("reaching DynamoDB", self.client.list_tables, Limit=1)
+
+    def create_tables(self, collections: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Create the outbox, inbox and meta tables, and these collections' tables with their indexes."""
+        self._system()
+        for name, indexes in (collections or {}).items():
+            self.ensure_collection(name, indexes)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.client.close()
