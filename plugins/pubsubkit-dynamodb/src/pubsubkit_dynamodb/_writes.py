@@ -125,15 +125,12 @@ def update_request(op: Update, info: TableInfo, current: Doc | None) -> tuple[st
         if field in info.indexes:
             sets.append(f"{e.name(shadow(field))} = {e.value({'S': index_key(value)})}")
     condition = " AND ".join(conditions)
+    # On a failed condition the item comes back: no second read to tell NotFound from ConditionFailed.
+    request = {"TableName": info.name, "Key": doc_key(op.id), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
     if not sets:
-        return "ConditionCheck", {
-            "TableName": info.name,
-            "Key": doc_key(op.id),
-            **e.request(ConditionExpression=condition),
-        }
+        return "ConditionCheck", {**request, **e.request(ConditionExpression=condition)}
     return "Update", {
-        "TableName": info.name,
-        "Key": doc_key(op.id),
+        **request,
         **e.request(UpdateExpression="SET " + ", ".join(sets), ConditionExpression=condition),
     }
 

@@ -39,6 +39,7 @@ from pubsubkit_dynamodb._values import Expr, index_key, item_to_doc, shadow
 
 MAX_TRANSACTION_ITEMS = 100
 _ATTEMPTS = 200  # rounds of a write lost to a race (a concurrent change, a moved outbox counter)
+_STRIPES = 256
 _RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None", ""})
 R = TypeVar("R")
 
@@ -61,6 +62,8 @@ class DynamoStore(Store):
         self.client = make_client(self.settings)
         self.tables = Tables(self.client, self.settings)
         self._seq_lock = threading.Lock()  # one outbox-writing transaction at a time per process
+        # Writes of one item from this process go one at a time (see _locked).
+        self._item_locks = [threading.Lock() for _ in range(_STRIPES)]
         self._seq: int | None = None  # the outbox counter as this process last saw it
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -167,18 +170,32 @@ class DynamoStore(Store):
         emits = sum(isinstance(op, Emit) for op in ops)
         if emits or any(isinstance(op, MarkProcessed) for op in ops):
             self._system()
-        self._validate(ops, infos, emits)
+        targets = self._validate(ops, infos, emits)
         if len(ops) == 1 and not emits:
-            return [self._retrying(lambda: self._single(ops[0], infos))]
-        lock = self._seq_lock if emits else contextlib.nullcontext()
-        with lock:
+            with self._locked(targets):
+                return [self._retrying(lambda: self._single(ops[0], infos))]
+        with self._seq_lock if emits else contextlib.nullcontext(), self._locked(targets):
             self._retrying(lambda: self._transact(ops, infos))
         results: list[Doc | None] = []
         for op in ops:  # TransactWriteItems returns no values: read the updated documents back
             results.append(self._get(infos[op.collection], op.id) if isinstance(op, Update) else None)
         return results
 
-    def _validate(self, ops: list[Operation], infos: Mapping[str, TableInfo], emits: int) -> None:
+    @contextlib.contextmanager
+    def _locked(self, targets: set[tuple[str, str]]) -> Iterator[None]:
+        """Hold the locks of the items written (striped, taken in order: no deadlock).
+
+        DynamoDB applies the writes of one item one at a time anyway; keeping a process's own writers of an
+        item in line saves them rounds of failed conditions, and keeps emulators that do not check a condition
+        and write atomically under concurrent requests (moto) from losing updates made in one process.
+        """
+        stripes = sorted({hash(t) % _STRIPES for t in targets})
+        with contextlib.ExitStack() as stack:
+            for i in stripes:
+                stack.enter_context(self._item_locks[i])
+            yield
+
+    def _validate(self, ops: list[Operation], infos: Mapping[str, TableInfo], emits: int) -> set[tuple[str, str]]:
         size = len(ops) + (1 if emits else 0)
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(
@@ -197,6 +214,7 @@ class DynamoStore(Store):
                     f"a unit of work on DynamoDB writes each document once; {t[0]}/{t[1]} is written twice"
                 )
             seen.add(t)
+        return seen
 
     def _retrying(self, fn: Callable[[], R]) -> R:
         for attempt in range(_ATTEMPTS):
@@ -232,7 +250,7 @@ class DynamoStore(Store):
         except Exception as exc:
             code = code_of(exc)
             if code == "ConditionalCheckFailedException":
-                raise self._failure(op, infos) from None
+                raise self._failure(op, infos, getattr(exc, "response", {}).get("Item")) from None
             if code in RETRYABLE:
                 raise _Retry from exc
             raise self._error(exc, f"writing to {write.request['TableName']}") from exc
@@ -279,7 +297,7 @@ class DynamoStore(Store):
                 if write.op is None or isinstance(write.op, Emit):
                     stale_counter = True
                     continue
-                return self._failure(write.op, infos)
+                return self._failure(write.op, infos, reason.get("Item"))
             if code == "ValidationError":
                 return ConfigError(f"DynamoDB refused a unit of work: {reason.get('Message', '')}")
             if code not in _RETRY_REASONS:
@@ -288,8 +306,11 @@ class DynamoStore(Store):
             self._seq = None  # another process emitted meanwhile: read the counter again
         return _Retry()
 
-    def _failure(self, op: Operation, infos: Mapping[str, TableInfo]) -> Exception:
-        """What a failed condition of ``op`` means: a pubsubkit error, or a lost race to retry."""
+    def _failure(self, op: Operation, infos: Mapping[str, TableInfo], item: Mapping[str, Any] | None) -> Exception:
+        """What a failed condition of ``op`` means: a pubsubkit error, or a lost race to retry.
+
+        ``item`` is the item as the failed condition saw it (``ReturnValuesOnConditionCheckFailure``).
+        """
         if isinstance(op, Insert):
             return DuplicateError(f"{op.collection}/{op.doc.get('id')} already exists")
         if isinstance(op, Delete):
@@ -297,7 +318,7 @@ class DynamoStore(Store):
         if isinstance(op, MarkProcessed):
             return AlreadyProcessed(f"message {op.message_id} was processed by {op.group} before")
         if isinstance(op, Update):
-            current = self._get(infos[op.collection], op.id)
+            current = item_to_doc(item) if item else None
             if current is None:
                 return NotFound(f"{op.collection}/{op.id} does not exist")
             try:
