@@ -70,6 +70,9 @@ def test_dynamodb_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (store.settings.region, store.settings.prefix) == ("eu-west-1", "app")
     assert store.settings.table("events") == "app.events"
     store.close()
+    store = pubsubkit.open_store("dynamodb://eu-central-2?prefix=me_")  # myevents' dbconnection form
+    assert (store.settings.region, store.settings.prefix) == ("eu-central-2", "me_")
+    store.close()
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     store = pubsubkit.open_store("dynamodb://", inbox_ttl=60)
     assert (store.settings.endpoint_url, store.settings.inbox_ttl) == ("http://127.0.0.1:9", 60)
@@ -79,7 +82,9 @@ def test_dynamodb_url_options(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad, fragment in [
         ("dynamodb://?colour=blue", "colour"),
         ("dynamodb://?prefix=no/slash", "prefix"),
-        ("dynamodb://myapp", "query"),
+        ("dynamodb://myapp", "region"),
+        ("dynamodb://eu-west-1/path", "region"),
+        ("dynamodb://eu-west-1?region=us-east-1", "two regions"),
         ("dynamodb://?create_tables=maybe", "create_tables"),
     ]:
         with pytest.raises(ConfigError, match=fragment):

@@ -12,6 +12,7 @@ import attrs
 
 from pubsubkit.errors import ConfigError
 
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
@@ -59,9 +60,16 @@ class Settings:
         parts = urlsplit(url)
         if parts.scheme != "dynamodb":
             raise ConfigError(f"{url!r}: not a dynamodb URL")
-        if parts.netloc or parts.path.strip("/"):
-            raise ConfigError(f"{url!r}: put everything in the query, e.g. dynamodb://?region=us-east-1&prefix=myapp")
+        if parts.path.strip("/") or (parts.netloc and not _REGION.match(parts.netloc)):
+            raise ConfigError(
+                f"{url!r}: the host part, if any, is the region and options go in the query,"
+                " e.g. dynamodb://us-east-1?prefix=myapp or dynamodb://?region=us-east-1&prefix=myapp"
+            )
         opts: dict[str, Any] = {**dict(parse_qsl(parts.query)), **options}
+        if parts.netloc:
+            if opts.get("region", parts.netloc) != parts.netloc:
+                raise ConfigError(f"{url!r}: two regions, {parts.netloc!r} and region={opts['region']!r}")
+            opts["region"] = parts.netloc
         unknown = sorted(set(opts) - set(OPTIONS))
         if unknown:
             raise ConfigError(f"unknown dynamodb option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}")
