@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
-from pubsubkit.codec import Codec
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import (
     AlreadyProcessed,
@@ -21,25 +18,24 @@ from pubsubkit.errors import (
     NotFound,
     PubsubkitError,
 )
-from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, OutboxEntry, Put, Store, Update
+from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, Put, Update
 from pubsubkit.store import apply_update as _apply_update
 from pubsubkit_dynamodb import _writes as w
-from pubsubkit_dynamodb._config import Settings, index_name, make_client
+from pubsubkit_dynamodb._base import STRIPES, backoff
+from pubsubkit_dynamodb._boxes import BoxesStore
+from pubsubkit_dynamodb._config import index_name
 from pubsubkit_dynamodb._errors import (
     RETRYABLE,
     TransactionTooLarge,
     UnsupportedUnitOfWork,
     code_of,
-    is_client_error,
     reasons,
-    translate,
 )
-from pubsubkit_dynamodb._tables import TableInfo, Tables
+from pubsubkit_dynamodb._tables import TableInfo
 from pubsubkit_dynamodb._values import Expr, index_key, item_to_doc, shadow
 
 MAX_TRANSACTION_ITEMS = 100
 _ATTEMPTS = 200  # rounds of a write lost to a race (a concurrent change, a moved outbox counter)
-_STRIPES = 256
 _RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None", ""})
 R = TypeVar("R")
 
@@ -48,49 +44,8 @@ class _Retry(Exception):
     """A write lost a race; build it again and resend."""
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** min(attempt, 10))))
-
-
-class DynamoStore(Store):
+class DynamoStore(BoxesStore):
     """``dynamodb://?region=...&endpoint_url=...&prefix=...``: one table per collection, plus outbox, inbox, meta."""
-
-    def __init__(self, url: str, codec: Codec | None = None, **options: Any) -> None:
-        super().__init__(codec)
-        self.url = url
-        self.settings = Settings.parse(url, options)
-        self.client = make_client(self.settings)
-        self.tables = Tables(self.client, self.settings)
-        self._seq_lock = threading.Lock()  # one outbox-writing transaction at a time per process
-        # Writes of one item from this process go one at a time (see _locked).
-        self._item_locks = [threading.Lock() for _ in range(_STRIPES)]
-        self._seq: int | None = None  # the outbox counter as this process last saw it
-
-    # --- plumbing -----------------------------------------------------------------------------------------
-
-    def _call(self, what: str, fn: Callable[..., R], **request: Any) -> R:
-        if self._closed:
-            raise Closed(f"store {self.url} is closed")
-        try:
-            return fn(**request)
-        except Exception as exc:
-            raise self._error(exc, what) from exc
-
-    def _error(self, exc: Exception, what: str) -> PubsubkitError:
-        if is_client_error(exc, "ResourceNotFoundException"):
-            self.tables.forget()
-            self._seq = None
-        return translate(exc, what)
-
-    def _info(self, collection: str) -> TableInfo:
-        if self._closed:
-            raise Closed(f"store {self.url} is closed")
-        return self.tables.known(collection) or self.tables.ensure_collection(collection, ())
-
-    def _system(self) -> None:
-        if self._closed:
-            raise Closed(f"store {self.url} is closed")
-        self.tables.ensure_system()
 
     # --- documents ----------------------------------------------------------------------------------------
 
@@ -167,21 +122,9 @@ class DynamoStore(Store):
                     found[str(doc["id"])] = doc
                 keys = page.get("UnprocessedKeys", {}).get(info.name, {}).get("Keys", [])
                 if keys:
-                    _backoff(attempt)
+                    backoff(attempt)
                     attempt += 1
         return [found[i] for i in ids if i in found]  # a document deleted since the scan is left out
-
-    def _pages(self, operation: str, what: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every item of a query or scan, page after page (``LastEvaluatedKey``)."""
-        fn = getattr(self.client, operation)
-        request = dict(request)
-        while True:
-            page = self._call(what, fn, **request)
-            yield from page.get("Items", [])
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return
-            request["ExclusiveStartKey"] = last
 
     # --- units of work ------------------------------------------------------------------------------------
 
@@ -214,7 +157,7 @@ class DynamoStore(Store):
         item in line saves them rounds of failed conditions, and keeps emulators that do not check a condition
         and write atomically under concurrent requests (moto) from losing updates made in one process.
         """
-        stripes = sorted({hash(t) % _STRIPES for t in targets})
+        stripes = sorted({hash(t) % STRIPES for t in targets})
         with contextlib.ExitStack() as stack:
             for i in stripes:
                 stack.enter_context(self._item_locks[i])
@@ -246,7 +189,7 @@ class DynamoStore(Store):
             try:
                 return fn()
             except _Retry:
-                _backoff(attempt)
+                backoff(attempt)
         raise ConnectionLost(f"{self.url}: gave up after {_ATTEMPTS} rounds of contention on the same items")
 
     def _currents(self, ops: list[Operation], infos: Mapping[str, TableInfo]) -> dict[int, Doc]:
@@ -353,143 +296,10 @@ class DynamoStore(Store):
             return _Retry()  # changed between our read and the write: try again
         return PubsubkitError(f"unexpected condition failure of {op!r}")
 
-    # --- the outbox ---------------------------------------------------------------------------------------
-
-    def _counter(self) -> int:
-        """The outbox sequence counter: cached, or read (never below the last entry's seq)."""
-        if self._seq is not None:
-            return self._seq
-        s = self.settings
-        found = self._call(
-            "reading the outbox counter",
-            self.client.get_item,
-            TableName=s.meta_table,
-            Key={"name": {"S": w.COUNTER}},
-            ConsistentRead=True,
-        )
-        counter = int(found.get("Item", {}).get("n", {}).get("N", "0"))
-        e = Expr()
-        last = self._call(
-            "reading the outbox",
-            self.client.query,
-            TableName=s.outbox_table,
-            ConsistentRead=True,
-            ScanIndexForward=False,
-            Limit=1,
-            **e.request(KeyConditionExpression=f"{e.name('p')} = {e.value({'S': w.OUTBOX_PARTITION})}"),
-        )
-        top = max((int(i["seq"]["N"]) for i in last.get("Items", [])), default=0)
-        self._seq = max(counter, top)
-        return self._seq
-
-    def _outbox_query(self, **extra: Any) -> dict[str, Any]:
-        e = Expr()
-        return {
-            "TableName": self.settings.outbox_table,
-            "ConsistentRead": True,
-            **e.request(KeyConditionExpression=f"{e.name('p')} = {e.value({'S': w.OUTBOX_PARTITION})}"),
-            **extra,
-        }
-
-    def outbox_pending(self, limit: int) -> list[OutboxEntry]:
-        self._system()
-        out: list[OutboxEntry] = []
-        request = self._outbox_query(Limit=max(1, min(limit, 1000)))
-        for item in self._pages("query", "reading the outbox", request):
-            out.append(OutboxEntry(int(item["seq"]["N"]), w.item_envelope(item)))
-            if len(out) >= limit:
-                break
-        return out
-
-    def outbox_count(self) -> int:
-        self._system()
-        request = self._outbox_query(Select="COUNT")
-        total = 0
-        while True:
-            page = self._call("counting the outbox", self.client.query, **request)
-            total += int(page.get("Count", 0))
-            if not page.get("LastEvaluatedKey"):
-                return total
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def outbox_mark_sent(self, seqs: Sequence[int]) -> None:
-        self._system()
-        keys = [{"p": {"S": w.OUTBOX_PARTITION}, "seq": {"N": str(s)}} for s in seqs]
-        self._delete_many(self.settings.outbox_table, keys)
-
-    def _delete_many(self, table: str, keys: list[dict[str, Any]]) -> None:
-        for start in range(0, len(keys), 25):
-            pending: dict[str, Any] = {table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
-            attempt = 0
-            while pending:
-                done = self._call(f"deleting from {table}", self.client.batch_write_item, RequestItems=pending)
-                pending = done.get("UnprocessedItems") or {}
-                if pending:
-                    _backoff(attempt)
-                    attempt += 1
-
-    def outbox_claim(self, owner: str, seconds: float) -> bool:
-        """The relay lease: an item of the meta table, taken when free, expired or ours (client clocks)."""
-        self._system()
-        now = time.time()
-        e = Expr()
-        o, u = e.name("owner"), e.name("until")
-        request = e.request(
-            UpdateExpression=f"SET {o} = {e.value({'S': owner})}, {u} = {e.value({'N': repr(now + seconds)})}",
-            ConditionExpression=(
-                f"attribute_not_exists({o}) OR {o} = {e.value({'S': owner})} OR {u} < {e.value({'N': repr(now)})}"
-            ),
-        )
-        try:
-            self.client.update_item(TableName=self.settings.meta_table, Key={"name": {"S": w.LEASE}}, **request)
-            return True
-        except Exception as exc:
-            if is_client_error(exc, "ConditionalCheckFailedException"):
-                return False
-            raise self._error(exc, "taking the outbox relay lease") from exc
-
-    # --- the inbox ----------------------------------------------------------------------------------------
-
-    def inbox_contains(self, group: str, message_id: str) -> bool:
-        self._system()
-        found = self._call(
-            "reading the inbox",
-            self.client.get_item,
-            TableName=self.settings.inbox_table,
-            Key={"g": {"S": group}, "m": {"S": message_id}},
-            ConsistentRead=True,
-        )
-        return "Item" in found
-
-    def prune_inbox(self, older_than_seconds: float) -> int:
-        """Delete records older than this now (the TTL attribute also expires them, within days, on AWS)."""
-        self._system()
-        e = Expr()
-        request = {
-            "TableName": self.settings.inbox_table,
-            **e.request(
-                FilterExpression=f"{e.name('at')} < {e.value({'N': repr(time.time() - older_than_seconds)})}",
-                ProjectionExpression=f"{e.name('g')}, {e.name('m')}",
-            ),
-        }
-        keys = [{"g": i["g"], "m": i["m"]} for i in self._pages("scan", "scanning the inbox", request)]
-        self._delete_many(self.settings.inbox_table, keys)
-        return len(keys)
-
     # --- lifecycle ----------------------------------------------------------------------------------------
-
-    def ping(self) -> None:
-        self._call("reaching DynamoDB", self.client.list_tables, Limit=1)
 
     def create_tables(self, collections: Mapping[str, Sequence[str]] | None = None) -> None:
         """Create the outbox, inbox and meta tables, and these collections' tables with their indexes."""
         self._system()
         for name, indexes in (collections or {}).items():
             self.ensure_collection(name, indexes)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(Exception):
-            self.client.close()
