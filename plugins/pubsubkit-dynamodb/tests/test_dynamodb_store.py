@@ -14,8 +14,9 @@ from pubsubkit_dynamodb import MAX_TRANSACTION_ITEMS, DynamoStore, TransactionTo
 from pubsubkit_dynamodb.__main__ import main as cli_main
 
 import pubsubkit
-from pubsubkit.errors import ConfigError, ConnectionLost
+from pubsubkit.errors import ConditionFailed, ConfigError, ConnectionLost
 from pubsubkit.testing import EventKit, unique_name
+from pubsubkit.testing.helpers import run_threads
 
 
 @attrs.frozen
@@ -231,3 +232,32 @@ def test_dynamodb_create_tables_off(url: str, kit: EventKit) -> None:
             store.collection("missing", Doc)
     finally:
         store.close()
+
+
+def test_dynamodb_concurrent_bookings_in_units_of_work(open_store: Callable[..., DynamoStore], kit: EventKit) -> None:
+    """Bounded decrements inside transactions with an insert and an event: exactly the bound is booked."""
+    store = open_store()
+    seats = store.collection("shows", Doc)
+    bookings = store.collection("bookings", Doc, indexes=["city"])
+    booked = kit.event_type("booked")
+    seats.insert(Doc("show", rank=10))
+    outcomes: list[bool] = []
+
+    def book(i: int) -> None:
+        try:
+            with store.unit_of_work() as uow:
+                uow.update(seats, "show", inc={"rank": -2}, at_least={"rank": 0})
+                uow.insert(bookings, Doc(f"b{i:02}", city="show"))
+                uow.emit(booked(n=i))
+        except ConditionFailed:
+            outcomes.append(False)
+        else:
+            outcomes.append(True)
+
+    run_threads(12, book)
+    assert sorted(outcomes) == [False] * 7 + [True] * 5
+    assert seats.get("show").rank == 0
+    assert len(bookings.find(city="show")) == 5
+    pending = store.outbox_pending(100)
+    assert [e.seq for e in pending] == [1, 2, 3, 4, 5]
+    assert sorted(f"b{kit.codec.decode(e.envelope).n:02}" for e in pending) == sorted(d.id for d in bookings.find())
