@@ -261,3 +261,27 @@ def test_dynamodb_concurrent_bookings_in_units_of_work(open_store: Callable[...,
     pending = store.outbox_pending(100)
     assert [e.seq for e in pending] == [1, 2, 3, 4, 5]
     assert sorted(f"b{kit.codec.decode(e.envelope).n:02}" for e in pending) == sorted(d.id for d in bookings.find())
+
+
+def test_dynamodb_lone_write_sent_twice_applies_once(open_store: Callable[..., DynamoStore]) -> None:
+    """A lone write that botocore sends again after its response was lost reports success, not a failed condition."""
+    store = open_store()
+    docs = store.collection("twice", Doc)
+    resent: list[str] = []
+
+    def resend_once(attempts: int, caught_exception: Any, operation: Any, **kwargs: Any) -> float | None:
+        writes = ("PutItem", "UpdateItem", "DeleteItem")
+        if attempts == 1 and caught_exception is None and operation.name in writes:  # act as if the reply was lost
+            resent.append(operation.name)
+            return 0.0
+        return None
+
+    store.client.meta.events.register("needs-retry.dynamodb", resend_once)
+    docs.insert(Doc("a", rank=1))
+    assert docs.update("a", set={"rank": 2}, expect={"rank": 1}).rank == 2
+    with store.unit_of_work() as uow:
+        uow.mark_processed("g", "m")
+    docs.delete("a")
+    assert resent == ["PutItem", "UpdateItem", "PutItem", "DeleteItem"]
+    assert docs.find_one("a") is None
+    assert store.inbox_contains("g", "m")

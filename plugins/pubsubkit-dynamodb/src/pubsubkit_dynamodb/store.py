@@ -32,12 +32,30 @@ from pubsubkit_dynamodb._errors import (
     reasons,
 )
 from pubsubkit_dynamodb._tables import TableInfo
-from pubsubkit_dynamodb._values import Expr, index_key, item_to_doc, shadow
+from pubsubkit_dynamodb._values import SHADOW_PREFIX, Expr, index_key, item_to_doc, shadow
 
 MAX_TRANSACTION_ITEMS = 100
 _ATTEMPTS = 200  # rounds of a write lost to a race (a concurrent change, a moved outbox counter)
+#: An attribute holding the id of the last lone write of an item: when botocore resends a write whose response
+#: was lost, the failed condition of the second attempt shows whether the first one applied (it is left out
+#: of documents, like the shadow attributes).
+WRITE_TOKEN = SHADOW_PREFIX + "#write"
 _RETRY_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None", ""})
 R = TypeVar("R")
+
+
+def _with_token(write: w.Write, token: dict[str, str]) -> dict[str, Any]:
+    """A lone write's request, marking the item with a token of this write (see :data:`WRITE_TOKEN`)."""
+    request = dict(write.request)
+    request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+    if write.kind == "Put":
+        request["Item"] = {**request["Item"], WRITE_TOKEN: token}
+    elif write.kind == "Update":
+        request["UpdateExpression"] += ", #wtoken = :wtoken"
+        request["ExpressionAttributeNames"] = {**request.get("ExpressionAttributeNames", {}), "#wtoken": WRITE_TOKEN}
+        request["ExpressionAttributeValues"] = {**request.get("ExpressionAttributeValues", {}), ":wtoken": token}
+        request["ReturnValues"] = "ALL_NEW"
+    return request
 
 
 class _Retry(Exception):
@@ -210,15 +228,22 @@ class DynamoStore(BoxesStore):
             return _apply_update(currents[0], op)  # a pure check: nothing to write
         [write] = w.build([op], infos, currents, **self._names(), seq=0, now=time.time(), inbox_ttl=self._ttl)
         fn = {"Put": self.client.put_item, "Delete": self.client.delete_item, "Update": self.client.update_item}
-        request = dict(write.request)
-        if write.kind == "Update":
-            request["ReturnValues"] = "ALL_NEW"
+        token = {"S": new_id()}
+        request = _with_token(write, token)
         try:
             response = fn[write.kind](**request)
         except Exception as exc:
             code = code_of(exc)
             if code == "ConditionalCheckFailedException":
-                raise self._failure(op, infos, getattr(exc, "response", {}).get("Item")) from None
+                found = getattr(exc, "response", {})
+                item = found.get("Item")
+                if found.get("ResponseMetadata", {}).get("RetryAttempts", 0) > 0:
+                    # botocore sent it again after a lost response: is what failed our own first attempt?
+                    if item is not None and item.get(WRITE_TOKEN) == token:
+                        return item_to_doc(item) if write.kind == "Update" else None
+                    if write.kind == "Delete" and item is None:
+                        return None
+                raise self._failure(op, infos, item) from None
             if code in RETRYABLE:
                 raise _Retry from exc
             raise self._error(exc, f"writing to {write.request['TableName']}") from exc
