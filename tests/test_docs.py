@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import json
 import logging
 import os
 import queue
@@ -531,3 +533,58 @@ def test_relative_links_point_at_existing_files_and_headings(page: str) -> None:
         linked = file.resolve().relative_to(DOCS).as_posix()  # stays inside docs/
         if anchor:
             assert anchor in anchors(linked), f"{page}: link to {target}: {linked} has no such heading"
+
+
+# --- operations: the metrics table and the Grafana dashboard ----------------------------------------------
+
+ROOT = DOCS.parent
+MYEVENTS_METRICS = (
+    "myevents_http_requests_total",
+    "myevents_http_request_seconds",
+    "myevents_bookings_count_total",
+    "myevents_seats_per_booking",
+    "myevents_bookings_refused_total",
+    "myevents_bookings_cancelled_total",
+)
+
+
+def test_the_myevents_metrics_listed_here_are_those_the_services_register() -> None:
+    from myevents.booking.metrics import BookingMetrics
+    from myevents.web.middleware import RequestContext
+
+    registry = CollectorRegistry()
+    BookingMetrics(registry)
+    RequestContext(registry, max_body=1024)
+    names = {f.name + ("_total" if f.type == "counter" else "") for f in registry.collect()}
+    assert names == set(MYEVENTS_METRICS)
+
+
+@pytest.mark.parametrize("metric", [*METRIC_NAMES, *MYEVENTS_METRICS])
+def test_every_metric_is_in_the_operations_page_and_the_dashboard(metric: str) -> None:
+    page = (DOCS / "operations.md").read_text(encoding="utf-8")
+    assert f"| `{metric}` |" in page, f"{metric} has no row in docs/operations.md"
+    dashboard = (ROOT / "deploy" / "grafana" / "myevents.json").read_text(encoding="utf-8")
+    assert re.search(rf"\b{metric}(_bucket)?\b", dashboard), (
+        f"{metric} has no panel: edit deploy/grafana/make_dashboard.py"
+    )
+
+
+def test_the_dashboard_is_what_its_script_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_dashboard", ROOT / "deploy" / "grafana" / "make_dashboard.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = json.loads((ROOT / "deploy" / "grafana" / "myevents.json").read_text(encoding="utf-8"))
+    assert written == module.dashboard(), "run: python deploy/grafana/make_dashboard.py"
+
+
+def test_the_http_reference_is_what_its_script_writes() -> None:
+    path = ROOT / "scripts" / "http_reference.py"
+    spec = importlib.util.spec_from_file_location("http_reference", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = (DOCS / "http-reference.md").read_text(encoding="utf-8")
+    assert written == module.page(), "run: .venv/bin/python scripts/http_reference.py"

@@ -81,8 +81,8 @@ class Emitter:
             try:
                 self.transport.publish(envelopes)
                 break
-            except (ConnectionLost, PublishError):
-                if time.monotonic() + delay > deadline:
+            except (ConnectionLost, PublishError) as exc:
+                if time.monotonic() + delay > deadline or not getattr(exc, "retryable", True):
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)

@@ -25,7 +25,13 @@ class ConnectionLost(PubsubkitError):
 
 
 class PublishError(PubsubkitError):
-    """The broker did not confirm a message; it may not have been stored."""
+    """The broker did not confirm a message; it may not have been stored.
+
+    :cvar retryable: whether publishing again may succeed; the emitter does not retry a subclass that says
+        no (e.g. a message the broker returned as unroutable).
+    """
+
+    retryable: bool = True
 
 
 class DecodeError(PubsubkitError):

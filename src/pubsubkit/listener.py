@@ -119,7 +119,7 @@ class Listener:
     >>> listener = broker.listener("booking", store=store)
     >>> @listener.on(EventCreated)
     ... def project(event, msg): ...
-    >>> listener.run()  # until SIGTERM / stop()
+    >>> listener.run(handle_signals=True)  # until SIGTERM / SIGINT / stop(), then drains
 
     :param group: consumer group: every group gets every message; members of one group share them.
     :param retry: attempts and backoff per message.

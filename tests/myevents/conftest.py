@@ -1,4 +1,5 @@
-"""Both services in this process on ``memory://`` backends: one fresh broker and two stores per test."""
+"""Both services in this process on ``memory://`` backends (one fresh broker and two stores per test), and
+the ``myevents`` processes of the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from falcon import testing
+from myevents_procs import Proc
 from myevents_support import Bus, make_config
 
 import pubsubkit
@@ -48,3 +50,14 @@ def bus(events_service: Service) -> Iterator[Bus]:
     probe = Bus(events_service.backends.broker)
     yield probe
     probe.listener.close()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """``myevents`` processes a test started; any still running at the end are killed."""
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        if p.popen.poll() is None:
+            p.popen.kill()
+            p.popen.wait()

@@ -76,11 +76,17 @@ def new_event(client: testing.TestClient, location_id: str, **fields: Any) -> di
 
 
 def known_to_booking(client: testing.TestClient, event_id: str, **expect: Any) -> dict[str, Any]:
-    """Wait until the booking service's copy of the event exists (and has the ``expect`` fields)."""
+    """Wait until the booking service's copy of the event exists (and has the ``expect`` fields).
+
+    Unless ``Capacity`` is among them, also until its capacity is known: the event may be heard before its
+    location, and booking before then is refused.
+    """
 
     def check() -> dict[str, Any] | None:
         r = client.simulate_get(f"/events/{event_id}")
         if r.status_code != 200 or any(r.json.get(k) != v for k, v in expect.items()):
+            return None
+        if "Capacity" not in expect and r.json.get("Capacity") is None:
             return None
         return dict(r.json)
 

@@ -1,4 +1,4 @@
-"""What the emitter and consumer processes of test_sqlite_processes.py share: the event and the effect."""
+"""What the emitter and consumer processes (test_sqlite_processes.py, the fault suite) share: event and effect."""
 
 from __future__ import annotations
 

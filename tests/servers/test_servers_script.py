@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -121,10 +120,7 @@ def test_up_twice_is_a_noop() -> None:
     first = run("up")
     assert first.returncode == 0, first.stderr
     before = pids()
-    t0 = time.monotonic()
     second = run("up")
-    took = time.monotonic() - t0
     assert second.returncode == 0, second.stderr
     assert "starting" not in second.stdout
     assert pids() == before
-    assert took < 5, f"a second up took {took:.1f}s"

@@ -1,0 +1,37 @@
+"""pubsubkit-mongo: MongoDB as a pubsubkit repository backend, ``mongodb://host:port/database``.
+
+Documents live in a collection per pubsubkit collection, keyed by ``_id``; a unit of work is one
+multi-document transaction holding the documents, the outbox entries and the inbox records (MongoDB 4.0 or
+later, as a replica set or a sharded cluster). See :mod:`pubsubkit_mongo.store` for the layout.
+
+Options (keyword arguments or URL query): ``database`` (default: the URL's path, else ``pubsubkit``),
+``inbox_ttl`` (seconds MongoDB keeps an inbox record, default 30 days), ``transaction_timeout`` (seconds a unit
+of work may take, retries included, default 30). Every other keyword argument goes to ``pymongo.MongoClient``,
+and every other URL query parameter is pymongo's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pubsubkit
+from pubsubkit import StoreSpec
+from pubsubkit_mongo._options import DEFAULT_DATABASE, DEFAULT_INBOX_TTL, SCHEMES
+from pubsubkit_mongo.store import MongoStore
+
+__all__ = ["CAPABILITIES", "DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MongoStore", "pubsubkit_register_stores"]
+
+CAPABILITIES = {"transactions": True, "persistent": True, "multi_process": True}
+
+
+@pubsubkit.hookimpl
+def pubsubkit_register_stores(register: Callable[[StoreSpec], None]) -> None:
+    register(
+        StoreSpec(
+            schemes=SCHEMES,
+            factory=MongoStore,
+            distribution="pubsubkit-mongo",
+            description="MongoDB documents, with outbox and inbox in multi-document transactions",
+            capabilities=CAPABILITIES,
+        )
+    )

@@ -1,0 +1,155 @@
+"""The connection URL and the options of the RabbitMQ backend.
+
+The URL is pika's ``URLParameters`` URL (``amqp://user:password@host:port/vhost?heartbeat=30``) whose query may
+also carry pubsubkit's own options (``exchange=events&queue_type=quorum``); keyword options of ``open_broker``
+win over the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+import pika
+
+from pubsubkit.errors import ConfigError
+from pubsubkit.registry import redact
+
+__all__ = ["OPTIONS", "Settings", "parse"]
+
+#: pubsubkit's own options and what they mean (pika's query parameters pass through to pika).
+OPTIONS: Mapping[str, str] = {
+    "exchange": "durable topic exchange events are published to (default events)",
+    "queue_type": "quorum (default) or classic: the type of the queues of the consumer groups",
+    "prefetch": "unacknowledged messages the broker sends one consumer ahead (default 100)",
+    "mandatory": "true (default): the broker returns a message no queue is bound for; false: drops it silently",
+    "unroutable": "warn (default): a returned message is logged, the publish succeeds; fail: it raises Unroutable",
+    "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
+    "missing_id": "hash (default) or fresh: the id of a message that has no message_id property",
+    "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
+    "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
+}
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@attrs.frozen
+class Settings:
+    """Everything one ``amqp://`` URL and its options say."""
+
+    url: str
+    params: pika.URLParameters
+    exchange: str = "events"
+    queue_type: str = "quorum"
+    prefetch: int = 100
+    mandatory: bool = True
+    unroutable: str = "warn"
+    confirm_timeout: float = 30.0
+    missing_id: str = "hash"
+    queue_expires: float | None = None
+    single_active: bool = False
+
+    @property
+    def dead_letter_exchange(self) -> str:
+        return f"{self.exchange}.dlx"
+
+    def queue(self, group: str) -> str:
+        """The queue of consumer ``group``."""
+        return f"{self.exchange}.{group}"
+
+    def dead_letter_queue(self, group: str) -> str:
+        """The queue the dead letters of ``group`` are kept in."""
+        return f"{self.exchange}.{group}.dlq"
+
+    def queue_arguments(self, group: str) -> dict[str, Any]:
+        """Arguments of the queue of ``group``: its type and where the broker itself dead-letters to."""
+        args = {
+            **self.dead_letter_queue_arguments(),
+            "x-dead-letter-exchange": self.dead_letter_exchange,
+            "x-dead-letter-routing-key": group,
+        }
+        if self.single_active:
+            args["x-single-active-consumer"] = True
+        return args
+
+    def dead_letter_queue_arguments(self) -> dict[str, Any]:
+        """Arguments of a dead-letter queue: its type, and its expiry when ``queue_expires`` is set."""
+        args: dict[str, Any] = {"x-queue-type": self.queue_type}
+        if self.queue_expires is not None:
+            args["x-expires"] = int(self.queue_expires * 1000)
+        return args
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"rabbitmq option {name}={value!r}: use true or false")
+
+
+def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"rabbitmq option {name}={value!r}: not a number") from None
+    if number < minimum:
+        raise ConfigError(f"rabbitmq option {name}={value!r}: must be at least {minimum}")
+    return number
+
+
+def parse(url: str, options: Mapping[str, Any]) -> Settings:
+    """Split ``url`` into pika's parameters and pubsubkit's options; raise ConfigError naming a wrong one."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ConfigError(f"{redact(url)}: not an amqp:// or amqps:// URL")
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    ours = {k: query.pop(k) for k in list(query) if k in OPTIONS}
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise ConfigError(
+            f"unknown rabbitmq option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(OPTIONS))}"
+        )
+    ours.update(options)
+    pika_url = urlunsplit(parts._replace(query=urlencode(query)))
+    try:
+        params = pika.URLParameters(pika_url)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{redact(url)}: {exc} (pubsubkit options are {', '.join(sorted(OPTIONS))}; the rest is pika's)"
+        ) from None
+    exchange = str(ours.get("exchange", "events"))
+    if not exchange or exchange.startswith("amq.") or len(exchange) > 200:
+        raise ConfigError(f"rabbitmq option exchange={exchange!r}: a non-empty name not starting with amq.")
+    queue_type = str(ours.get("queue_type", "quorum")).lower()
+    if queue_type not in ("quorum", "classic"):
+        raise ConfigError(f"rabbitmq option queue_type={queue_type!r}: use quorum or classic")
+    unroutable = str(ours.get("unroutable", "warn")).lower()
+    if unroutable not in ("warn", "fail"):
+        raise ConfigError(f"rabbitmq option unroutable={unroutable!r}: use warn or fail")
+    missing_id = str(ours.get("missing_id", "hash")).lower()
+    if missing_id not in ("hash", "fresh"):
+        raise ConfigError(f"rabbitmq option missing_id={missing_id!r}: use hash or fresh")
+    return Settings(
+        url=url,
+        params=params,
+        exchange=exchange,
+        queue_type=queue_type,
+        prefetch=_number("prefetch", ours.get("prefetch", 100), int, 1),
+        mandatory=_bool("mandatory", ours.get("mandatory", True)),
+        unroutable=unroutable,
+        confirm_timeout=_number("confirm_timeout", ours.get("confirm_timeout", 30.0), float, 0.001),
+        missing_id=missing_id,
+        single_active=_bool("single_active", ours.get("single_active", False)),
+        queue_expires=(
+            None
+            if ours.get("queue_expires") in (None, "")
+            else _number("queue_expires", ours["queue_expires"], float, 1.0)
+        ),
+    )

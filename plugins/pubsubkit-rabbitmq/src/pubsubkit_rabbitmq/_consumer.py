@@ -1,0 +1,247 @@
+"""A member of a consumer group: a blocking connection of its own, consuming the group's queue.
+
+The listener runtime calls a consumer from one thread at a time, which is what pika's BlockingConnection
+needs. The broker pushes up to ``prefetch`` messages ahead; :meth:`RabbitConsumer.receive` hands them out.
+After the connection dropped, the next call connects again, declares the topology again and resumes
+consuming; deliveries of the lost connection cannot be settled any more (the broker gives them back to the
+group by itself), so settling them is skipped.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pika
+import pika.exceptions
+
+from pubsubkit.envelope import new_id
+from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
+from pubsubkit.registry import redact
+from pubsubkit.transport import Consumer, DeadLetter, Delivery
+from pubsubkit_rabbitmq import _wire
+from pubsubkit_rabbitmq._config import Settings
+from pubsubkit_rabbitmq._publisher import Outgoing
+
+if TYPE_CHECKING:
+    from pubsubkit_rabbitmq._transport import RabbitTransport
+
+__all__ = ["RabbitConsumer", "connect", "declare_group"]
+
+log = logging.getLogger("pubsubkit.rabbitmq")
+
+#: Errors of pika that mean the connection or channel is gone.
+DRIVER_ERRORS = (pika.exceptions.AMQPError, OSError)
+
+
+@attrs.frozen
+class Token:
+    """What a delivery needs to be settled or dead-lettered: its connection, delivery tag and bytes."""
+
+    generation: int
+    tag: int
+    routing_key: str
+    properties: pika.BasicProperties
+    body: bytes
+    redelivered: bool = False
+
+
+def connect(settings: Settings) -> pika.BlockingConnection:
+    """A blocking connection; ConnectionLost when the broker cannot be reached."""
+    try:
+        return pika.BlockingConnection(settings.params)
+    except DRIVER_ERRORS as exc:
+        raise ConnectionLost(f"{redact(settings.url)}: cannot connect: {exc!r}") from exc
+
+
+def translate(settings: Settings, exc: BaseException, what: str) -> PubsubkitError:
+    """A driver error as pubsubkit's: a refused declaration is a ConfigError, anything else a lost connection."""
+    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 406):
+        return ConfigError(f"{redact(settings.url)}: {what}: the broker refused: {exc.reply_text}")
+    return ConnectionLost(f"{redact(settings.url)}: {what}: {exc!r}")
+
+
+def declare_group(channel: Any, settings: Settings, group: str, names: Collection[str] | None) -> str:
+    """Declare the exchanges, ``group``'s queue (bound to ``names``, or ``#``) and its dead-letter queue."""
+    s = settings
+    channel.exchange_declare(s.exchange, exchange_type="topic", durable=True)
+    channel.exchange_declare(s.dead_letter_exchange, exchange_type="direct", durable=True)
+    queue = s.queue(group)
+    channel.queue_declare(queue, durable=True, arguments=s.queue_arguments(group))
+    for key in sorted(names) if names is not None else ["#"]:
+        channel.queue_bind(queue, s.exchange, routing_key=key)
+    dead = s.dead_letter_queue(group)
+    channel.queue_declare(dead, durable=True, arguments=s.dead_letter_queue_arguments())
+    channel.queue_bind(dead, s.dead_letter_exchange, routing_key=group)
+    return queue
+
+
+class RabbitConsumer(Consumer):
+    """One member of a consumer group on the group's queue."""
+
+    def __init__(self, transport: RabbitTransport, group: str, names: Collection[str] | None) -> None:
+        self.transport = transport
+        self.settings = transport.settings
+        self.group = group
+        self.names = None if names is None else frozenset(names)
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: Any = None
+        self._generation = 0
+        self._buffer: collections.deque[Token] = collections.deque()
+        self._outstanding: collections.deque[int] = collections.deque()  # handed out, not settled, in order
+        self._closed = False
+        self._connect()
+
+    # --- connection ---------------------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        conn = connect(self.settings)
+        try:
+            channel = conn.channel()
+            queue = declare_group(channel, self.settings, self.group, self.names)
+            channel.basic_qos(prefetch_count=self.settings.prefetch)
+            self._generation += 1
+            generation = self._generation
+
+            def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
+                self._buffer.append(
+                    Token(generation, method.delivery_tag, method.routing_key, props, body, bool(method.redelivered))
+                )
+
+            channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
+        except DRIVER_ERRORS as exc:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                conn.close()
+            raise translate(self.settings, exc, f"joining group {self.group}") from exc
+        self._conn, self._channel = conn, channel
+
+    def _drop(self) -> None:
+        """Forget the connection (after an error); what it delivered comes back to the group by itself."""
+        conn, self._conn, self._channel = self._conn, None, None
+        self._buffer.clear()
+        self._outstanding.clear()
+        if conn is not None:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                if conn.is_open:
+                    conn.close()
+
+    def _lost(self, exc: BaseException, what: str) -> ConnectionLost:
+        self._drop()
+        return ConnectionLost(f"{redact(self.settings.url)}: {what} (group {self.group}): {exc!r}")
+
+    # --- Consumer -----------------------------------------------------------------------------------
+
+    def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
+        if self._closed:
+            raise Closed(f"consumer of group {self.group} is closed")
+        if self._conn is None:
+            self._connect()
+        conn = self._conn
+        assert conn is not None
+        deadline = time.monotonic() + timeout
+        try:
+            conn.process_data_events(time_limit=0)
+            while not self._buffer:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                conn.process_data_events(time_limit=remaining)
+        except DRIVER_ERRORS as exc:
+            raise self._lost(exc, "receiving") from exc
+        out: list[Delivery] = []
+        while self._buffer and len(out) < max_messages:
+            token = self._buffer.popleft()
+            self._outstanding.append(token.tag)
+            out.append(self._delivery(token))
+        return out
+
+    def _delivery(self, token: Token) -> Delivery:
+        headers = token.properties.headers or {}
+        count = headers.get("x-delivery-count")
+        # A quorum queue counts the earlier deliveries; a classic queue only says "delivered before".
+        counted = isinstance(count, int) and not isinstance(count, bool)
+        attempt = count + 1 if isinstance(count, int) and counted else (2 if token.redelivered else 1)
+        try:
+            env = _wire.envelope_of(token.routing_key, token.properties, token.body, self.settings.missing_id)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            return Delivery(None, attempt=attempt, token=token, raw=token.body, error=f"{type(exc).__name__}: {exc}")
+        return Delivery(env, attempt=attempt, token=token)
+
+    def _current(self, deliveries: Sequence[Delivery]) -> list[int]:
+        return [
+            d.token.tag for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation
+        ]
+
+    def _settle(self, tags: Sequence[int], requeue: bool | None) -> None:
+        """Ack (``requeue`` None) or nack ``tags``; the oldest unsettled ones with one ``multiple`` frame."""
+        if not tags or self._channel is None:
+            return
+        todo = set(tags)
+        outstanding = self._outstanding
+        last = None
+        while outstanding and outstanding[0] in todo:
+            last = outstanding.popleft()
+            todo.discard(last)
+        if todo:
+            self._outstanding = collections.deque(t for t in outstanding if t not in todo)
+        try:
+            if last is not None:
+                self._send(last, requeue, multiple=True)
+            for tag in sorted(todo):
+                self._send(tag, requeue, multiple=False)
+        except DRIVER_ERRORS as exc:
+            raise self._lost(exc, "settling") from exc
+
+    def _send(self, tag: int, requeue: bool | None, multiple: bool) -> None:
+        if requeue is None:
+            self._channel.basic_ack(tag, multiple=multiple)
+        else:
+            self._channel.basic_nack(tag, multiple=multiple, requeue=requeue)
+
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self._settle(self._current(deliveries), None)
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        self._settle(self._current(deliveries), True)
+
+    def dead_letter(self, delivery: Delivery, letter: DeadLetter) -> None:
+        token = delivery.token
+        if not isinstance(token, Token) or token.generation != self._generation or self._channel is None:
+            return  # delivered on a lost connection: it comes back to the group, and is handled again
+        letter_id = letter.id or f"{self.group}/{new_id()}"
+        props = token.properties
+        headers = dict(props.headers or {})
+        headers.update(_wire.dead_letter_headers(letter, letter_id, delivery.envelope is None))
+        message_id = props.message_id
+        if delivery.envelope is not None:
+            # A message of another client keeps the id and name it was handled with, for a replay.
+            message_id = message_id or delivery.envelope.id
+            headers.setdefault(_wire.EVENT_NAME, delivery.envelope.name)
+        out = pika.BasicProperties(
+            content_type=props.content_type,
+            content_encoding=props.content_encoding,
+            delivery_mode=_wire.PERSISTENT,
+            message_id=message_id,
+            timestamp=props.timestamp,
+            correlation_id=props.correlation_id,
+            headers=headers,
+        )
+        # Stored in the dead-letter queue (confirmed) before the original is acknowledged: never lost.
+        try:
+            self.transport.publisher.publish(
+                [Outgoing(self.settings.dead_letter_exchange, self.group, token.body, out)]
+            )
+        except PubsubkitError as exc:
+            raise ConnectionLost(f"dead-lettering a message of group {self.group}: {exc}") from exc
+        self._settle([token.tag], None)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._drop()  # closing the channel gives every unacknowledged message back to the queue

@@ -1,0 +1,145 @@
+"""The RabbitMQ transport: publishes through a :class:`~pubsubkit_rabbitmq._publisher.Publisher` and opens
+:class:`~pubsubkit_rabbitmq._consumer.RabbitConsumer`\\ s; lists and replays the dead letters of a group."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+import attrs
+import pika
+import pika.exceptions
+
+from pubsubkit.envelope import Envelope
+from pubsubkit.errors import Closed, NotFound
+from pubsubkit.registry import redact
+from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Transport
+from pubsubkit_rabbitmq import _config, _wire
+from pubsubkit_rabbitmq._consumer import DRIVER_ERRORS, RabbitConsumer, connect, translate
+from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
+
+__all__ = ["CAPABILITIES", "RabbitTransport"]
+
+CAPABILITIES = Capabilities(
+    ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
+    persistent=True,  # durable exchanges and queues, persistent messages, publisher confirms
+    consumer_groups=True,  # a queue per group, bound to the exchange
+    replay=False,  # a group's queue gets what is published after it was declared
+    multi_process=True,
+    dead_letter_store=True,  # a dead-letter queue per group, listed and replayed through the transport
+    restartable=True,
+)
+
+R = TypeVar("R")
+
+
+class RabbitTransport(Transport):
+    """``amqp://`` and ``amqps://``: a durable topic exchange, a queue per consumer group."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.settings = _config.parse(url, options)
+        if self.settings.single_active:  # one member at a time consumes: the listener keeps per-key order
+            self.capabilities = attrs.evolve(CAPABILITIES, ordered=True)
+        self.publisher = Publisher(self.settings)
+        self._closed = False
+        self._groups: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Closed(f"{redact(self.url)} is closed")
+
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        self._check_open()
+        exchange = self.settings.exchange
+        self.publisher.publish(
+            [Outgoing(exchange, env.name, env.payload, _wire.properties_of(env)) for env in envelopes]
+        )
+
+    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+        self._check_open()
+        with self._lock:
+            self._groups.add(group)
+        return RabbitConsumer(self, group, names)
+
+    def ping(self) -> None:
+        self._check_open()
+        self.publisher.ensure()
+
+    def close(self) -> None:
+        self._closed = True
+        self.publisher.close()
+
+    # --- dead letters -------------------------------------------------------------------------------
+
+    def _with_channel(self, fn: Callable[[Any], R]) -> R:
+        """Run ``fn(channel)`` on a short-lived connection; unacknowledged gets go back when it closes."""
+        self._check_open()
+        conn = connect(self.settings)
+        try:
+            return fn(conn.channel())
+        except DRIVER_ERRORS as exc:
+            raise translate(self.settings, exc, "reading dead letters") from exc
+        finally:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                if conn.is_open:
+                    conn.close()
+
+    def _letters(self, channel: Any, group: str, limit: int) -> list[tuple[int, Any, bytes, DeadLetter]]:
+        """Up to ``limit`` messages of ``group``'s dead-letter queue, left unacknowledged on ``channel``."""
+        out: list[tuple[int, Any, bytes, DeadLetter]] = []
+        queue = self.settings.dead_letter_queue(group)
+        try:
+            channel.queue_declare(queue, passive=True)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code == 404:
+                return out
+            raise
+        while len(out) < limit:
+            method, props, body = channel.basic_get(queue, auto_ack=False)
+            if method is None:
+                break
+            out.append(
+                (method.delivery_tag, props, body, _wire.letter_of(group, props, body, self.settings.missing_id))
+            )
+        return out
+
+    def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters of ``group`` (oldest first); without a group, of the groups this process joined."""
+        with self._lock:
+            groups = [group] if group is not None else sorted(self._groups)
+        letters: list[DeadLetter] = []
+        for g in groups:
+            if len(letters) >= limit:
+                break
+            found = self._with_channel(lambda ch, g=g: self._letters(ch, g, limit - len(letters)))  # type: ignore[misc]
+            letters.extend(x[3] for x in found)
+        return letters
+
+    def replay_dead_letter(self, letter_id: str) -> None:
+        """Publish the original message again (every group bound for its name gets it) and drop the letter."""
+        group, sep, _ = letter_id.rpartition("/")
+        if not sep or not group:
+            raise NotFound(f"dead letter {letter_id!r} does not exist (ids look like <group>/<id>)")
+
+        def replay(channel: Any) -> None:
+            while True:  # the letters read stay unacknowledged on this channel, so each read gets the next ones
+                batch = self._letters(channel, group, 500)
+                if not batch:
+                    raise NotFound(f"dead letter {letter_id} does not exist in group {group}")
+                for tag, props, body, letter in batch:
+                    if letter.id != letter_id:
+                        continue
+                    if letter.envelope is None:
+                        raise NotFound(f"dead letter {letter_id} has no decodable message to replay")
+                    original = _wire.strip_dead_letter_headers(props)
+                    self.publisher.publish([Outgoing(self.settings.exchange, letter.envelope.name, body, original)])
+                    channel.basic_ack(tag)
+                    return
+
+        self._with_channel(replay)

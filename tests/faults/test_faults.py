@@ -1,0 +1,351 @@
+"""The fault suite: under faults, no event is lost and no effect is applied twice.
+
+``PUBSUBKIT_FAULT_BROKER`` (``embedded``, ``kafka``, ``rabbitmq``, ``sqs``) picks the broker and
+``PUBSUBKIT_FAULT_STORE`` (``mongo``, ``dynamodb``) the store of the store-down scenario; tox runs one
+environment per backend (``tox -m faults``). ``PUBSUBKIT_FAULT_SIZE=full`` runs the streams at 10,000 events
+(the default, ``quick``, at 3,000). Each scenario adds a row to the table printed at the end: events sent,
+handled, lost, applied twice. Consumers are separate processes (``tests/procs``) applying each message
+through ``msg.unit_of_work()``: one ``Applied`` document per message, written with the inbox record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from fault_table import Row
+from prometheus_client import CollectorRegistry
+
+import pubsubkit
+from pubsubkit.testing import unique_name, wait_until
+
+PROCS = Path(__file__).resolve().parents[1] / "procs"
+MYEVENTS_TESTS = Path(__file__).resolve().parents[1] / "myevents"
+sys.path[:0] = [str(PROCS), str(MYEVENTS_TESTS)]
+from backend_urls import AWS, SERVER, broker_url, servers, store_url  # noqa: E402
+from myevents_procs import Proc, call, free_port, wait_ready  # noqa: E402
+from myevents_support import Bus  # noqa: E402
+from proc_model import Applied, Ticked, applied  # noqa: E402
+
+from myevents import contracts  # noqa: E402
+
+BROKER = os.environ.get("PUBSUBKIT_FAULT_BROKER", "embedded")
+STORE = os.environ.get("PUBSUBKIT_FAULT_STORE", "")
+FULL = os.environ.get("PUBSUBKIT_FAULT_SIZE", "quick") == "full"
+COUNT = 10_000 if FULL else 3_000
+RATE = 400.0 if FULL else 200.0  # events per second: long enough a stream for the faults to land in it
+WAIT = 180.0
+
+#: Test servers that lose everything they hold when restarted (in-memory): a restart there is data loss by
+#: design of the server, not of the backend, so the scenarios that restart a broker run where data survives.
+LOSES_DATA_ON_RESTART = {
+    "kafka": "the Kafka-protocol test server keeps data in memory only",
+    "sqs": "the SQS emulator keeps queues in memory only",
+}
+
+#: Brokers that route by event name: a group gets only the names it listens to, never an unknown one.
+ROUTES_BY_NAME = {"rabbitmq"}
+
+pytestmark = pytest.mark.faults
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in AWS.items():
+        monkeypatch.setenv(k, os.environ.get(k, v))
+
+
+def not_applicable(table: list[Row], scenario: str, why: str) -> None:
+    table.append(Row(scenario, note=f"not run: {why}"))
+    pytest.skip(why)
+
+
+class Stream:
+    """An emitter process and consumer processes of one group, on the broker under test."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        run = unique_name("fault")
+        self.bus = broker_url(BROKER, run, tmp)
+        self.state = f"sqlite:///{tmp}/state.db"
+        setup = pubsubkit.open_store(self.state)
+        applied(setup)  # the schema, before the processes start at once
+        setup.close()
+        self.group = unique_name("group")
+        self.members: dict[str, subprocess.Popen[bytes]] = {}
+        self.emitter: subprocess.Popen[str] | None = None
+
+    def record(self, member: str) -> Path:
+        return self.tmp / f"{member}.ids"
+
+    def consumer(self, member: str) -> None:
+        args = [sys.executable, str(PROCS / "consume.py"), self.bus, self.state, self.group, str(self.record(member))]
+        self.members[member] = subprocess.Popen(args)
+        wait_until(lambda: Path(f"{self.record(member)}.ready").exists(), 120, f"consumer {member} to join")
+
+    def emit(self, count: int, rate: float) -> None:
+        args = [sys.executable, str(PROCS / "emit.py"), self.bus, str(count), str(rate)]
+        env = {**os.environ, "EMIT_RETRY_FOR": "60"}
+        self.emitter = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+
+    def emitted(self) -> dict[str, Any]:
+        assert self.emitter is not None
+        out, _ = self.emitter.communicate(timeout=WAIT)
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    def effects(self) -> list[Applied]:
+        store = pubsubkit.open_store(self.state)
+        try:
+            return list(applied(store).find(group=self.group))
+        finally:
+            store.close()
+
+    def wait_applied(self, count: int) -> None:
+        def done() -> bool:
+            return len({e.seq for e in self.effects()}) >= count
+
+        wait_until(done, WAIT, lambda: f"{count} effects; have {len({e.seq for e in self.effects()})}", interval=0.5)
+
+    def row(self, scenario: str, sent: int, note: str = "") -> Row:
+        per_seq = Counter(e.seq for e in self.effects())
+        handled = len(per_seq)
+        return Row(scenario, sent, handled, sent - handled, sum(1 for c in per_seq.values() if c > 1), note)
+
+    def close(self) -> None:
+        for p in self.members.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.members.values():
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if self.emitter is not None and self.emitter.poll() is None:
+            self.emitter.kill()
+            self.emitter.communicate()
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Iterator[Stream]:
+    s = Stream(tmp_path)
+    yield s
+    s.close()
+
+
+def test_broker_restarted_twice_during_a_stream(stream: Stream, table: list[Row]) -> None:
+    scenario = "broker restarted twice mid-stream"
+    if STORE:
+        pytest.skip("run by the broker environments")
+    if BROKER == "embedded":
+        not_applicable(table, scenario, "embedded: no server to restart")
+    if BROKER in LOSES_DATA_ON_RESTART:
+        not_applicable(table, scenario, f"{LOSES_DATA_ON_RESTART[BROKER]}; run on rabbitmq")
+    stream.consumer("c1")
+    stream.consumer("c2")
+    stream.emit(COUNT, RATE)
+    started, seconds = time.monotonic(), COUNT / RATE
+    for at in (0.25, 0.6):  # of the stream's planned length
+        time.sleep(max(0.0, started + seconds * at - time.monotonic()))
+        servers("restart", SERVER[BROKER])
+    result = stream.emitted()
+    assert result["error"] is None, result
+    stream.wait_applied(result["emitted"])
+    row = stream.row(scenario, result["emitted"], "emitter retried within 60 s")
+    table.append(row)
+    assert (row.lost, row.twice) == (0, 0)
+
+
+def test_a_consumer_killed_mid_stream_and_restarted(stream: Stream, table: list[Row]) -> None:
+    scenario = "consumer SIGKILLed mid-stream, restarted"
+    if STORE:
+        pytest.skip("run by the broker environments")
+    stream.consumer("c1")
+    stream.consumer("c2")
+    stream.emit(COUNT, RATE)
+    wait_until(lambda: len(stream.effects()) >= COUNT // 4, WAIT, "a quarter of the stream", interval=0.2)
+    stream.members["c2"].send_signal(signal.SIGKILL)
+    stream.members["c2"].wait(30)
+    wait_until(lambda: len(stream.effects()) >= COUNT // 2, WAIT, "half of the stream", interval=0.2)
+    stream.consumer("c2-again")
+    result = stream.emitted()
+    assert result["error"] is None, result
+    stream.wait_applied(COUNT)
+    row = stream.row(scenario, COUNT, "the other member kept going")
+    table.append(row)
+    assert (row.lost, row.twice) == (0, 0)
+
+
+@pytest.fixture
+def events_service(tmp_path: Path) -> Iterator[tuple[str, Proc, Bus, dict[str, str]]]:
+    """The event service as a process on the broker under test (and, in the store envs, that store)."""
+    run = unique_name("fault")
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"MYEVENTS_BROKER_URL": broker_url(BROKER, run, data), "MYEVENTS_DATA_DIR": str(data), **AWS}
+    if STORE:
+        env["MYEVENTS_STORE_URL"] = store_url(STORE, run, data)
+    bus = Bus(pubsubkit.open_broker(env["MYEVENTS_BROKER_URL"]))
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = Proc(tmp_path, "events", "event-service", "--bind", url.removeprefix("http://"), env=env)
+    try:
+        wait_ready(url, proc)
+        yield url, proc, bus, env
+    finally:
+        if proc.popen.poll() is None:
+            proc.popen.kill()
+            proc.popen.wait()
+        bus.listener.close()
+        bus.broker.close()
+
+
+def new_event(url: str, location_id: str, i: int) -> tuple[int, Any]:
+    body = {"Name": f"e{i}", "StartDate": 1, "EndDate": 2, "Location": {"ID": location_id}}
+    status, got, _ = call("POST", url + "/events", body)
+    return status, got
+
+
+def distinct_ids(bus: Bus, cls: type[Any]) -> set[str]:
+    return {env.id for _, env in bus.of(cls)}
+
+
+def test_broker_down_while_the_event_service_accepts_writes(
+    events_service: tuple[str, Proc, Bus, dict[str, str]], table: list[Row]
+) -> None:
+    scenario = "broker down while writes are accepted (outbox)"
+    if STORE:
+        pytest.skip("run by the broker environments")
+    if BROKER == "embedded":
+        not_applicable(table, scenario, "embedded: no server to stop")
+    if BROKER == "sqs":
+        not_applicable(table, scenario, "the SQS emulator loses the consumer groups' queues on restart")
+    url, _, bus, _ = events_service
+    status, location, _ = call("POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]})
+    assert status == 201
+    wait_until(lambda: distinct_ids(bus, contracts.LocationCreated), WAIT, "the auditor to hear the location")
+    servers("down", SERVER[BROKER])
+    try:
+        accepted = [new_event(url, location["ID"], i) for i in range(20)]
+        assert [s for s, _ in accepted] == [201] * 20  # the outbox takes them: the broker is not needed to accept
+        assert call("GET", url + "/ready")[0] == 503
+        assert not distinct_ids(bus, contracts.EventCreated)
+    finally:
+        servers("up", SERVER[BROKER])
+    ids = {body["ID"] for _, body in accepted}
+    heard = lambda: {e.id for e, _ in bus.of(contracts.EventCreated)}  # noqa: E731
+    wait_until(lambda: heard() >= ids, WAIT, lambda: f"20 events after the broker returned; heard {len(heard())}")
+    counts = Counter(e.id for e, _ in bus.of(contracts.EventCreated))
+    row = Row(
+        scenario, 20, len(ids & heard()), len(ids - heard()), 0, f"{sum(counts.values()) - len(counts)} redelivered"
+    )
+    table.append(row)
+    assert row.lost == 0
+
+
+def test_the_store_down(events_service: tuple[str, Proc, Bus, dict[str, str]], table: list[Row]) -> None:
+    scenario = f"store ({STORE or 'embedded'}) down"
+    if not STORE:
+        pytest.skip("run by the store environments (PUBSUBKIT_FAULT_STORE)")
+    if STORE == "dynamodb":
+        not_applicable(table, scenario, "the DynamoDB emulator keeps tables in memory only")
+    url, _, bus, _ = events_service
+    status, location, _ = call("POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]})
+    assert status == 201
+    ok = [new_event(url, location["ID"], i)[1]["ID"] for i in range(5)]
+    servers("down", SERVER[STORE])
+    try:
+        status, problem = new_event(url, location["ID"], 99)
+        assert status == 503, problem
+        assert problem["status"] == 503, problem
+        assert problem["title"], problem
+        assert call("GET", url + "/ready")[0] == 503
+    finally:
+        servers("up", SERVER[STORE])
+
+    def recovered() -> bool:
+        status, body = new_event(url, location["ID"], 100)
+        if status == 201:
+            ok.append(body["ID"])
+        return status == 201
+
+    wait_until(recovered, WAIT, "the event service to recover by itself", interval=1.0)
+    listed = {e["ID"] for e in call("GET", url + "/events")[1]}
+    wait_until(lambda: {e.id for e, _ in bus.of(contracts.EventCreated)} >= set(ok), WAIT, "every accepted event")
+    heard = {e.id for e, _ in bus.of(contracts.EventCreated)}
+    row = Row(scenario, len(ok), len(heard), len(set(ok) - heard), 0, "503 while down; no half write")
+    table.append(row)
+    assert listed == set(ok) == heard  # nothing half: the refused write left no document and no event
+
+
+@pubsubkit.event("faultUnknown")
+@attrs.frozen
+class Unknown:
+    note: str
+
+
+def test_poison_and_unknown_messages_on_the_bus(tmp_path: Path, table: list[Row]) -> None:
+    if STORE:
+        pytest.skip("run by the broker environments")
+    url = broker_url(BROKER, unique_name("fault"), tmp_path)
+    registry = CollectorRegistry()
+    pm = pubsubkit.get_plugin_manager(metrics_registry=registry)
+    bad_types = pubsubkit.EventRegistry()
+
+    @attrs.frozen
+    class BadTicked:
+        seq: str
+
+    bad_types.register(BadTicked, "procTicked")  # the name of Ticked, with a payload Ticked cannot decode
+    store = pubsubkit.open_store(f"sqlite:///{tmp_path}/state.db")
+    effects = applied(store)
+    with (
+        pubsubkit.open_broker(url, pm=pm) as broker,
+        pubsubkit.open_broker(url, codec=pubsubkit.Codec(bad_types)) as bad,
+    ):
+        listener = broker.listener("poison", store=store, retry=pubsubkit.RetryPolicy(attempts=2, initial=0.01))
+
+        @listener.on(Ticked)
+        def apply(event: Ticked, msg: pubsubkit.Message) -> None:
+            with msg.unit_of_work() as uow:
+                uow.insert(effects, Applied(pubsubkit.new_id(), msg.id, "poison", event.seq, os.getpid()))
+
+        listener.start()
+        assert listener.wait_ready(60)
+        emitter = broker.emitter()
+        emitter.emit_many([(Ticked(i), f"k{i}") for i in range(10)])
+        bad.emitter().emit(BadTicked("not a number"), key="k0")
+        emitter.emit(Unknown("nobody handles me"), key="k1")
+        dup = emitter.envelope(Ticked(10), key="k2")
+        emitter.publish([dup, dup])  # one message delivered twice
+        emitter.emit_many([(Ticked(i), f"k{i}") for i in range(11, 20)])
+
+        def value(metric: str, **labels: str) -> float:
+            return registry.get_sample_value(metric, {"group": "poison", **labels}) or 0.0
+
+        wait_until(lambda: len(effects.find(group="poison")) >= 20, WAIT, "20 effects")
+        wait_until(lambda: value("pubsubkit_dead_lettered_total", reason="poison") >= 1, WAIT, "the dead letter")
+        if BROKER not in ROUTES_BY_NAME:
+            skipped = lambda: value("pubsubkit_handled_total", name="faultUnknown", outcome="skipped")  # noqa: E731
+            wait_until(lambda: skipped() >= 1, WAIT, "the unknown message to be skipped")
+        listener.close()
+    per_seq = Counter(e.seq for e in effects.find(group="poison"))
+    store.close()
+    note = "1 dead-lettered, 1 skipped; counted in metrics"
+    if BROKER in ROUTES_BY_NAME:
+        note = "1 dead-lettered (counted in metrics); the unknown type is not routed to a group bound by name"
+    poison_row = Row("poison + unknown type on the bus", 22, len(per_seq), 20 - len(per_seq), 0, note)
+    dup_row = Row("duplicate delivery", 2, per_seq[10], 0, per_seq[10] - 1, "one message published twice")
+    table += [poison_row, dup_row]
+    assert sorted(per_seq) == list(range(20))
+    assert set(per_seq.values()) == {1}

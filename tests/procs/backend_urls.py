@@ -1,0 +1,77 @@
+"""The broker and store of a test run, picked by name, each on names of its own (topic, exchange, prefix, database).
+
+Names: brokers ``embedded`` (SQLite in the data directory), ``kafka``, ``rabbitmq``, ``sqs``; stores ``embedded``,
+``mongo``, ``dynamodb``. Endpoints come from the environment that ``scripts/servers env`` prints. A server that
+does not answer skips the test with the command that starts it, or fails it under ``PUBSUBKIT_REQUIRE_SERVERS=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+#: The server behind each backend name, as scripts/servers calls it.
+SERVER = {"kafka": "kafka", "rabbitmq": "rabbitmq", "sqs": "aws", "mongo": "mongo", "dynamodb": "aws"}
+
+
+def require(name: str, url: str, port: int) -> None:
+    """Skip (or fail, under PUBSUBKIT_REQUIRE_SERVERS=1) unless the server of ``url`` accepts connections."""
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    try:
+        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or port), timeout=2).close()
+    except OSError:
+        message = f"the {name} test server does not answer at {url}: run 'scripts/servers up {name}'"
+        if os.environ.get("PUBSUBKIT_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def broker_url(kind: str, run: str, data: Path) -> str:
+    """The broker ``kind`` on a topic, exchange or queue prefix named ``run``."""
+    if kind == "embedded":
+        return f"sqlite:///{data}/bus.db"
+    if kind == "kafka":
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        require("kafka", bootstrap, 9092)
+        return f"kafka://{bootstrap}?topic={run}&session.timeout.ms=6000&heartbeat.interval.ms=500"
+    if kind == "rabbitmq":
+        amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+        require("rabbitmq", amqp, 5672)
+        return f"{amqp}{'&' if '?' in amqp else '?'}exchange={run}"
+    if kind == "sqs":
+        aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        require("aws", aws, 4566)
+        return f"sqs://?endpoint_url={aws}&region=us-east-1&prefix={run}"
+    raise pytest.UsageError(f"broker {kind!r}: expected embedded, kafka, rabbitmq or sqs")
+
+
+def store_url(kind: str, run: str, data: Path) -> str:
+    """The store ``kind`` in a database or table prefix named ``run``."""
+    if kind == "embedded":
+        return f"sqlite:///{data}/state.db"
+    if kind == "mongo":
+        uri = os.environ.get("MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false")
+        require("mongo", uri, 27017)
+        head, _, query = uri.partition("?")
+        return f"{head.rstrip('/')}/{run}" + (f"?{query}" if query else "")
+    if kind == "dynamodb":
+        aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+        require("aws", aws, 4566)
+        return f"dynamodb://?endpoint_url={aws}&region=us-east-1&prefix={run}"
+    raise pytest.UsageError(f"store {kind!r}: expected embedded, mongo or dynamodb")
+
+
+def servers(action: str, name: str) -> None:
+    """``scripts/servers ACTION NAME`` (down, up, restart); fails the test with the script's output."""
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "servers"), action, name], capture_output=True, text=True, timeout=180, check=False
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/servers {action} {name} failed:\n{done.stdout}{done.stderr}")
