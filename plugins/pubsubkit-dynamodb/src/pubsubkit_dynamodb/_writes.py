@@ -212,6 +212,7 @@ def counter_request(meta: str, old: int, new: int) -> dict[str, Any]:
     return {
         "TableName": meta,
         "Key": {"name": {"S": COUNTER}},
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",  # the value that beat us, to try again at once
         **e.request(UpdateExpression=f"SET {n} = {e.value({'N': str(new)})}", ConditionExpression=condition),
     }
 

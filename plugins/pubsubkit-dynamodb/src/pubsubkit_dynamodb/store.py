@@ -283,12 +283,18 @@ class DynamoStore(BoxesStore):
         found = reasons(exc)
         if len(found) != len(writes):
             return self._error(exc, "committing a unit of work")
-        stale_counter = False
+        stale_counter = behind = False
+        seen: int | None = None
         for write, reason in zip(writes, found, strict=True):
             code = str(reason.get("Code") or "")
             if code == "ConditionalCheckFailed":
-                if write.op is None or isinstance(write.op, Emit):
+                if write.op is None:  # the counter moved: its current value came back with the failure
+                    with contextlib.suppress(KeyError, TypeError, ValueError):
+                        seen = int(reason["Item"]["n"]["N"])
                     stale_counter = True
+                    continue
+                if isinstance(write.op, Emit):  # an entry with our seq exists: the counter is behind the outbox
+                    stale_counter = behind = True
                     continue
                 return self._failure(write.op, infos, reason.get("Item"))
             if code == "ValidationError":
@@ -296,7 +302,8 @@ class DynamoStore(BoxesStore):
             if code not in _RETRY_REASONS:
                 return PubsubkitError(f"DynamoDB cancelled a unit of work: {code}: {reason.get('Message', '')}")
         if stale_counter:
-            self._seq = None  # another process emitted meanwhile: read the counter again
+            # Another process emitted meanwhile; None: read the counter and the outbox's last entry again.
+            self._seq = None if behind else seen
         return _Retry()
 
     def _failure(self, op: Operation, infos: Mapping[str, TableInfo], item: Mapping[str, Any] | None) -> Exception:
