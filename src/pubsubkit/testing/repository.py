@@ -165,9 +165,9 @@ class RepositorySuite(CommonFixtures):
         cities = ["Aachen", "Aachen", "Bonn", None]
         days = [datetime(2026, 5, d, 20, 0, 0, 5, tzinfo=UTC) for d in (1, 2, 3)]
         docs = [venue(city=cities[i % 4], capacity=i % 7, vip=i % 5 == 0, opens_at=days[i % 3]) for i in range(n)]
-        for i in range(0, n, 200):
+        for i in range(0, n, 100):  # 100 writes: the most one DynamoDB transaction takes
             with store.unit_of_work() as uow:
-                for d in docs[i : i + 200]:
+                for d in docs[i : i + 100]:
                     uow.insert(venues, d)
 
         def ids(pred: Callable[[Venue], bool]) -> list[str]:

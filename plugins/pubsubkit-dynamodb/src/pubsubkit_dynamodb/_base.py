@@ -1,0 +1,97 @@
+"""The plumbing of the DynamoDB store: the client, its errors, the tables, paging, batched deletes."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from pubsubkit.codec import Codec
+from pubsubkit.errors import Closed, PubsubkitError
+from pubsubkit.store import Store
+from pubsubkit_dynamodb._config import Settings, make_client
+from pubsubkit_dynamodb._errors import is_client_error, translate
+from pubsubkit_dynamodb._tables import TableInfo, Tables
+
+STRIPES = 256
+R = TypeVar("R")
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a random while, growing with ``attempt`` (at most a quarter second)."""
+    time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** min(attempt, 10))))
+
+
+class BaseStore(Store):
+    """What the document, outbox and inbox parts of the DynamoDB store share."""
+
+    def __init__(self, url: str, codec: Codec | None = None, **options: Any) -> None:
+        super().__init__(codec)
+        self.url = url
+        self.settings = Settings.parse(url, options)
+        self.client = make_client(self.settings)
+        self.tables = Tables(self.client, self.settings)
+        self._seq_lock = threading.Lock()  # one outbox-writing transaction at a time per process
+        # Writes of one item from this process go one at a time (see DynamoStore._locked).
+        self._item_locks = [threading.Lock() for _ in range(STRIPES)]
+        self._seq: int | None = None  # the outbox counter as this process last saw it
+
+    def _call(self, what: str, fn: Callable[..., R], **request: Any) -> R:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        try:
+            return fn(**request)
+        except Exception as exc:
+            raise self._error(exc, what) from exc
+
+    def _error(self, exc: Exception, what: str) -> PubsubkitError:
+        if is_client_error(exc, "ResourceNotFoundException"):
+            self.tables.forget()
+            self._seq = None
+        return translate(exc, what)
+
+    def _info(self, collection: str) -> TableInfo:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        return self.tables.known(collection) or self.tables.ensure_collection(collection, ())
+
+    def _system(self) -> None:
+        if self._closed:
+            raise Closed(f"store {self.url} is closed")
+        self.tables.ensure_system()
+
+    def _pages(self, operation: str, what: str, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a query or scan, page after page (``LastEvaluatedKey``)."""
+        fn = getattr(self.client, operation)
+        request = dict(request)
+        while True:
+            page = self._call(what, fn, **request)
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            request["ExclusiveStartKey"] = last
+
+    def _delete_many(self, table: str, keys: list[dict[str, Any]]) -> None:
+        for start in range(0, len(keys), 25):
+            pending: dict[str, Any] = {table: [{"DeleteRequest": {"Key": k}} for k in keys[start : start + 25]]}
+            attempt = 0
+            while pending:
+                done = self._call(f"deleting from {table}", self.client.batch_write_item, RequestItems=pending)
+                pending = done.get("UnprocessedItems") or {}
+                if pending:
+                    backoff(attempt)
+                    attempt += 1
+
+    def ping(self) -> None:
+        self._call("reaching DynamoDB", self.client.list_tables, Limit=1)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self.client.close()
