@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,17 @@ log = logging.getLogger("pubsubkit.sqs")
 BATCH = 10
 MAX_ATTRIBUTES = 10  # SQS's limit of message attributes per message
 MAX_ERROR = 16_000  # characters of a dead letter's error kept in its attribute
+
+
+# One ReceiveMessage call in flight per queue in this process: moto's receive is not atomic, and two concurrent
+# calls can hand out the same message. A call takes up to 10 messages, so taking turns costs little.
+_RECEIVING: dict[str, threading.Lock] = {}
+_RECEIVING_LOCK = threading.Lock()
+
+
+def _receive_lock(url: str) -> threading.Lock:
+    with _RECEIVING_LOCK:
+        return _RECEIVING.setdefault(url, threading.Lock())
 
 
 @attrs.frozen
@@ -65,8 +77,12 @@ class SqsConsumer(Consumer):
         if self._closed or self.t._closed:
             raise Closed(f"consumer of group {self.group} is closed")
         start = time.monotonic()
-        seconds = int(min(timeout, float(self.options.wait)) + 0.5)
+        lock = _receive_lock(self.queues.url)
+        if not lock.acquire(timeout=max(0.0, timeout)):
+            return []  # another member of the group in this process is receiving
         try:
+            left = max(0.0, timeout - (time.monotonic() - start))
+            seconds = int(min(left, float(self.options.wait)) + 0.5)
             reply = self.aws.sqs.receive_message(
                 QueueUrl=self.queues.url,
                 MaxNumberOfMessages=max(1, min(max_messages, BATCH)),
@@ -79,6 +95,8 @@ class SqsConsumer(Consumer):
                 self._recreate()
                 return []
             raise translate(exc, f"receiving for group {self.group}") from exc
+        finally:
+            lock.release()
         messages = reply.get("Messages", [])
         if not messages and seconds == 0:
             rest = timeout - (time.monotonic() - start)
