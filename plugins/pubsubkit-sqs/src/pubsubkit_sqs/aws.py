@@ -37,6 +37,18 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "unknown"))
 
 
+_TRANSIENT = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "InternalError",
+              "InternalFailure", "ServiceUnavailable", "KMSThrottlingException"}
+
+
+def refused(exc: BaseException) -> bool:
+    """A client error the service will answer the same way again (a bad request, not an outage)."""
+    if not isinstance(exc, ClientError):
+        return False
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500))
+    return status < 500 and error_code(exc) not in _TRANSIENT and not is_missing(exc)
+
+
 def translate(exc: Exception, what: str) -> PubsubkitError:
     """The pubsubkit error for a driver failure: ConfigError for missing setup, else ConnectionLost."""
     if isinstance(exc, NoCredentialsError | NoRegionError):

@@ -14,7 +14,7 @@ from pubsubkit.errors import Closed, PublishError
 from pubsubkit.transport import Capabilities, Consumer, Transport
 
 from pubsubkit_sqs import wire
-from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, translate
+from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
 from pubsubkit_sqs.options import Options, parse
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "SqsTransport"]
@@ -141,6 +141,8 @@ class SqsTransport(Transport):
                     except DRIVER_ERRORS as again:
                         raise translate(again, "re-creating the topic") from again
                     reply = {"Failed": [{"Id": e["Id"], "Code": "TopicRecreated"} for e in pending]}
+                elif refused(exc):
+                    raise PublishError(f"sqs: the topic {self.options.topic_name} refused a batch: {exc}") from exc
                 else:
                     raise translate(exc, f"publishing to topic {self.options.topic_name}") from exc
             failed = {f["Id"]: f for f in reply.get("Failed", [])}
