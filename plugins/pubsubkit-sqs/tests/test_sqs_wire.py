@@ -8,12 +8,12 @@ from typing import Any
 import attrs
 import orjson
 import pytest
+from pubsubkit_sqs import SqsTransport
 
 import pubsubkit
 from pubsubkit.envelope import Envelope, new_id
 from pubsubkit.testing import Collector, unique_name, wait_until
 from pubsubkit.transport import DeadLetter, Delivery
-from pubsubkit_sqs import SqsTransport
 
 
 @attrs.frozen
@@ -71,18 +71,24 @@ def test_emitted_message_reads_as_go_format(transport: SqsTransport, sqs_client:
     """What pubsubkit publishes is, to raw boto3, the Go format plus metadata attributes."""
     transport.consumer("raw", None).close()  # the group's queue, subscribed to the topic
     env = Envelope(
-        id=new_id(), name="eventCreated", payload=b'{"id":"e2","name":"Jazz"}', key="e2", headers={"correlation-id": "c1"}
+        id=new_id(),
+        name="eventCreated",
+        payload=b'{"id":"e2","name":"Jazz"}',
+        key="e2",
+        headers={"correlation-id": "c1"},
     )
     transport.publish([env])
     queue = transport.aws.group("raw").url
     messages: list[dict[str, Any]] = []
     wait_until(
-        lambda: messages.extend(
-            sqs_client.receive_message(QueueUrl=queue, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
-                "Messages", []
+        lambda: (
+            messages.extend(
+                sqs_client.receive_message(QueueUrl=queue, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
             )
+            or messages
         )
-        or messages
     )
     [message] = messages
     assert orjson.loads(message["Body"]) == {"id": "e2", "name": "Jazz"}
@@ -101,7 +107,8 @@ def test_binary_payload_round_trip(transport: SqsTransport) -> None:
         env = Envelope(id=new_id(), name="blob", payload=b"\xff\x00\x01 not utf-8")
         transport.publish([env])
         [d] = receive_until(consumer, 1)
-        assert d.envelope is not None and d.envelope.payload == env.payload
+        assert d.envelope is not None
+        assert d.envelope.payload == env.payload
         consumer.ack([d])
     finally:
         consumer.close()
@@ -118,7 +125,8 @@ def test_release_extend_and_attempts(transport: SqsTransport) -> None:
         consumer.extend([first], 60)
         consumer.release([first])
         [second] = receive_until(consumer, 1)
-        assert second.envelope is not None and second.envelope.id == env.id
+        assert second.envelope is not None
+        assert second.envelope.id == env.id
         assert second.attempt == 2
         consumer.ack([second])
         assert consumer.receive(10, 0.1) == []
@@ -172,7 +180,9 @@ def test_missing_attribute_is_poison(transport: SqsTransport, sqs_client: Any) -
     try:
         sqs_client.send_message(QueueUrl=consumer.queues.url, MessageBody="hello")  # type: ignore[attr-defined]
         [d] = receive_until(consumer, 1)
-        assert d.envelope is None and d.raw == b"hello" and d.error
+        assert d.envelope is None
+        assert d.raw == b"hello"
+        assert d.error
         consumer.ack([d])
     finally:
         consumer.close()

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 from pubsubkit.hookspecs import hookimpl
 from pubsubkit.registry import BrokerSpec
-
 from pubsubkit_sqs.consumer import SqsConsumer
 from pubsubkit_sqs.options import Options
 from pubsubkit_sqs.transport import CAPABILITIES, FIFO_CAPABILITIES, SqsTransport

@@ -16,7 +16,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from pubsubkit.errors import ConfigError, ConnectionLost, PubsubkitError
-
 from pubsubkit_sqs.options import Options
 
 __all__ = ["Aws", "GroupQueues", "is_missing", "translate"]
@@ -37,8 +36,16 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "unknown"))
 
 
-_TRANSIENT = {"Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled", "InternalError",
-              "InternalFailure", "ServiceUnavailable", "KMSThrottlingException"}
+_TRANSIENT = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "KMSThrottlingException",
+}
 
 
 def refused(exc: BaseException) -> bool:

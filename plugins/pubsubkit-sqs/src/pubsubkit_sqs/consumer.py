@@ -14,7 +14,6 @@ import orjson
 from pubsubkit.envelope import new_id, utcnow
 from pubsubkit.errors import Closed
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
-
 from pubsubkit_sqs import wire
 from pubsubkit_sqs.aws import DRIVER_ERRORS, GroupQueues, is_missing, translate
 
@@ -113,7 +112,9 @@ class SqsConsumer(Consumer):
 
     def _delivery(self, message: Mapping[str, Any]) -> Delivery:
         attributes = message.get("MessageAttributes") or {}
-        token = Token(str(message["ReceiptHandle"]), str(message["MessageId"]), str(message.get("Body", "")), attributes)
+        token = Token(
+            str(message["ReceiptHandle"]), str(message["MessageId"]), str(message.get("Body", "")), attributes
+        )
         self._unsettled[token.message_id] = token
         try:
             attempt = int((message.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
@@ -136,7 +137,9 @@ class SqsConsumer(Consumer):
                     return  # the queue and its messages are gone: nothing left to settle
                 raise translate(exc, f"{what} for group {self.group}") from exc
             for failed in reply.get("Failed", []):
-                log.warning("sqs: %s for group %s failed: %s %s", what, self.group, failed.get("Code"), failed.get("Message"))
+                log.warning(
+                    "sqs: %s for group %s failed: %s %s", what, self.group, failed.get("Code"), failed.get("Message")
+                )
 
     def _forget(self, deliveries: Sequence[Delivery]) -> list[Token]:
         tokens = [_token(d) for d in deliveries]
@@ -153,7 +156,9 @@ class SqsConsumer(Consumer):
         self._batched(self.aws.sqs.delete_message_batch, "deleting messages", entries)
 
     def _visibility(self, tokens: Sequence[Token], seconds: int, what: str) -> None:
-        entries = [{"Id": str(i), "ReceiptHandle": t.receipt, "VisibilityTimeout": seconds} for i, t in enumerate(tokens)]
+        entries = [
+            {"Id": str(i), "ReceiptHandle": t.receipt, "VisibilityTimeout": seconds} for i, t in enumerate(tokens)
+        ]
         self._batched(self.aws.sqs.change_message_visibility_batch, what, entries)
 
     def release(self, deliveries: Sequence[Delivery]) -> None:

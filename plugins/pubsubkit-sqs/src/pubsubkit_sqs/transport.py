@@ -12,7 +12,6 @@ from typing import Any
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, PublishError
 from pubsubkit.transport import Capabilities, Consumer, Transport
-
 from pubsubkit_sqs import wire
 from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
 from pubsubkit_sqs.options import Options, parse
@@ -85,10 +84,7 @@ class SqsTransport(Transport):
         fifo = self.options.fifo
         lanes: list[list[dict[str, Any]]] = [[] for _ in range(self.options.publish_threads)]
         for i, env in enumerate(envelopes):
-            if env.key is not None:
-                lane = zlib.crc32(env.key.encode()) % len(lanes)
-            else:
-                lane = 0 if fifo else i % len(lanes)
+            lane = zlib.crc32(env.key.encode()) % len(lanes) if env.key is not None else 0 if fifo else i % len(lanes)
             lanes[lane].append(_entry(env, i, fifo))
         work = [lane for lane in lanes if lane]
         if len(work) == 1 or len(envelopes) <= BATCH:
@@ -184,4 +180,3 @@ class SqsTransport(Transport):
         if pool is not None:
             pool.shutdown(wait=True)
         self.aws.close()
-

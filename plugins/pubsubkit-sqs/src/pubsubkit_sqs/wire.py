@@ -55,7 +55,11 @@ def encode_body(payload: bytes) -> tuple[str, bool]:
 
 def encode_attributes(env: Envelope, base64_body: bool = False) -> dict[str, dict[str, str]]:
     """The message attributes of ``env``: ``event_name`` first, then pubsubkit's metadata (at most 7)."""
-    attrs = {ATTR_EVENT_NAME: _string(env.name), ATTR_ID: _string(env.id), ATTR_TIME: _string(env.occurred_at.isoformat())}
+    attrs = {
+        ATTR_EVENT_NAME: _string(env.name),
+        ATTR_ID: _string(env.id),
+        ATTR_TIME: _string(env.occurred_at.isoformat()),
+    }
     if env.key:  # SQS refuses empty attribute values
         attrs[ATTR_KEY] = _string(env.key)
     if env.correlation_id:
