@@ -20,9 +20,12 @@ RESTART_LOSES = (
 
 
 class TestSqsMessaging(MessagingSuite):
+    fifo = False
+
     @pytest.fixture
     def broker_url(self, aws_env: str) -> str:
-        return f"sqs://?region=us-east-1&endpoint_url={aws_env}&prefix={unique_name('sq')}&wait=5"
+        url = f"sqs://?region=us-east-1&endpoint_url={aws_env}&prefix={unique_name('sq')}&wait=5"
+        return url + "&fifo=true" if self.fifo else url
 
     @pytest.fixture
     def server_control(self, script_server_control: Callable[[str], ServerControl]) -> ServerControl:
@@ -34,7 +37,8 @@ class TestSqsMessaging(MessagingSuite):
         prefix = broker_url.rsplit("prefix=", 1)[1].split("&", 1)[0]
 
         def publish(name: str, key: str | None) -> None:
-            topic = client.create_topic(Name=prefix)["TopicArn"]
+            fifo = {"FifoTopic": "true"} if self.fifo else {}
+            topic = client.create_topic(Name=prefix + (".fifo" if self.fifo else ""), Attributes=fifo)["TopicArn"]
             attributes: dict[str, Any] = {
                 "event_name": {"DataType": "String", "StringValue": name},
                 "event_id": {"DataType": "String", "StringValue": new_id()},
@@ -42,7 +46,8 @@ class TestSqsMessaging(MessagingSuite):
             }
             if key:
                 attributes["event_key"] = {"DataType": "String", "StringValue": key}
-            client.publish(TopicArn=topic, Message='{"n": 1}', MessageAttributes=attributes)
+            extra = {"MessageGroupId": key or "pubsubkit", "MessageDeduplicationId": new_id()} if self.fifo else {}
+            client.publish(TopicArn=topic, Message='{"n": 1}', MessageAttributes=attributes, **extra)
 
         yield publish
         client.close()
@@ -51,3 +56,25 @@ class TestSqsMessaging(MessagingSuite):
         self, broker: Broker, server_control: ServerControl, kit: EventKit, listeners: Listeners, sizes: Sizes
     ) -> None:
         pytest.skip(RESTART_LOSES)
+
+
+FIFO_CASES = {
+    "test_01_publish_subscribe",
+    "test_05_no_ack_holds_order",
+    "test_09_ordering_per_key",
+    "test_15_consumer_groups",
+    "test_17_dead_letter",
+    "test_18_poison_message",
+    "test_22_multiple_handlers_and_bulk",
+}
+
+
+class TestSqsFifoMessaging(TestSqsMessaging):
+    """``fifo=true``: the cases about order, groups and dead letters (the rest run on standard queues above)."""
+
+    fifo = True
+
+
+for _case in dir(MessagingSuite):
+    if _case.startswith("test_") and _case not in FIFO_CASES:
+        setattr(TestSqsFifoMessaging, _case, None)
