@@ -199,3 +199,25 @@ def test_publish_after_close_and_config_errors(url: str) -> None:
             SqsTransport(bad)
     with pytest.raises(pubsubkit.ConfigError):
         SqsTransport(url).consumer("bad name", None)
+
+
+def test_missing_topic_and_queue_are_created_again(transport: SqsTransport, sqs_client: Any, sns_client: Any) -> None:
+    """After the topic and the group's queue vanish (an emulator restart), publish and receive carry on."""
+    consumer = transport.consumer("gone", None)
+    try:
+        queues = transport.aws.group("gone")
+        sqs_client.delete_queue(QueueUrl=queues.url)
+        sns_client.delete_topic(TopicArn=transport.aws.topic_arn())
+        env = Envelope(id=new_id(), name="x", payload=b"{}")
+        transport.publish([env])  # re-creates the topic and the queues of the groups with open consumers
+        [d] = receive_until(consumer, 1)
+        assert d.envelope is not None
+        assert d.envelope.id == env.id
+        consumer.ack([d])
+        sqs_client.delete_queue(QueueUrl=transport.aws.group("gone").url)
+        assert consumer.receive(10, 0.1) == []  # finds its queue missing and creates it again
+        transport.publish([env])
+        [again] = receive_until(consumer, 1)
+        consumer.ack([again])
+    finally:
+        consumer.close()

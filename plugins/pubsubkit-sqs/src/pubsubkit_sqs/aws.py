@@ -8,6 +8,7 @@ RedrivePolicy points at it). With ``fifo=true`` every name ends in ``.fifo``.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from typing import Any
 
 import boto3
@@ -20,8 +21,9 @@ from pubsubkit_sqs.options import Options
 
 __all__ = ["Aws", "GroupQueues", "is_missing", "translate"]
 
-# Groups consumed in this process, per topic, so that any transport can restore their subscriptions.
-_PROCESS_GROUPS: dict[tuple[str | None, str | None, str], set[str]] = {}
+# Groups with open consumers in this process, per topic (with their count of consumers), so that any transport
+# publishing to the topic can restore their queues and subscriptions.
+_PROCESS_GROUPS: dict[tuple[str | None, str | None, str], Counter[str]] = {}
 _PROCESS_LOCK = threading.Lock()
 
 _MISSING = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NotFound", "NotFoundException"}
@@ -137,9 +139,23 @@ class Aws:
         return (self.options.endpoint_url, self.options.region, self.options.topic_name)
 
     def known_groups(self) -> list[str]:
-        """The groups with a consumer in this process, on any transport to the same topic."""
+        """The groups with an open consumer in this process, on any transport to the same topic."""
         with _PROCESS_LOCK:
-            return sorted(_PROCESS_GROUPS.get(self._process_key, ()))
+            return sorted(_PROCESS_GROUPS.get(self._process_key, Counter()))
+
+    def joined(self, group: str) -> None:
+        """A consumer of ``group`` opened in this process."""
+        with _PROCESS_LOCK:
+            _PROCESS_GROUPS.setdefault(self._process_key, Counter())[group] += 1
+
+    def left(self, group: str) -> None:
+        """A consumer of ``group`` closed."""
+        with _PROCESS_LOCK:
+            groups = _PROCESS_GROUPS.get(self._process_key)
+            if groups is not None:
+                groups[group] -= 1
+                if groups[group] <= 0:
+                    del groups[group]
 
     def group(self, group: str, refresh: bool = False) -> GroupQueues:
         """The queues of ``group``, created and subscribed to the topic if needed."""
@@ -182,8 +198,6 @@ class Aws:
         queues = GroupQueues(url, dlq_url)
         with self._lock:
             self._groups[group] = queues
-        with _PROCESS_LOCK:
-            _PROCESS_GROUPS.setdefault(self._process_key, set()).add(group)
         return queues
 
     def queue_arn(self, url: str) -> str:

@@ -68,6 +68,7 @@ class SqsConsumer(Consumer):
         self.lease_seconds = float(self.options.visibility)
         self._unsettled: dict[str, Token] = {}
         self._closed = False
+        self.aws.joined(group)
 
     # --- receiving -----------------------------------------------------------------------------------
 
@@ -211,6 +212,7 @@ class SqsConsumer(Consumer):
         if self._closed:
             return
         self._closed = True
+        self.aws.left(self.group)
         tokens = list(self._unsettled.values())
         self._unsettled.clear()
         if tokens and not self.t._closed:
