@@ -221,3 +221,20 @@ def test_missing_topic_and_queue_are_created_again(transport: SqsTransport, sqs_
         consumer.ack([again])
     finally:
         consumer.close()
+
+
+def test_publish_error_names_the_entries_not_taken(transport: SqsTransport) -> None:
+    """An entry the service refuses (too long) makes publish raise PublishError naming it; the rest is stored."""
+    consumer = transport.consumer("partial", None)
+    try:
+        small = [Envelope(id=new_id(), name="x", payload=b"{}") for _ in range(2)]
+        huge = Envelope(id=new_id(), name="x", payload=b'"' + b"x" * 300_000 + b'"')
+        with pytest.raises(pubsubkit.PublishError) as info:
+            transport.publish([small[0], huge, small[1]])
+        assert huge.id in str(info.value)
+        assert "1 of 3" in str(info.value)
+        got = receive_until(consumer, 2)
+        consumer.ack(got)
+        assert sorted(d.envelope.id for d in got if d.envelope is not None) == sorted(e.id for e in small)
+    finally:
+        consumer.close()
