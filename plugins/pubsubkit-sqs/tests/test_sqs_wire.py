@@ -232,6 +232,7 @@ def test_publish_error_names_the_entries_not_taken(transport: SqsTransport) -> N
         with pytest.raises(pubsubkit.PublishError) as info:
             transport.publish([small[0], huge, small[1]])
         assert huge.id in str(info.value)
+        assert info.value.retryable is False  # a message too long stays too long: the emitter does not retry
         assert "1 of 3" in str(info.value)
         got = receive_until(consumer, 2)
         consumer.ack(got)

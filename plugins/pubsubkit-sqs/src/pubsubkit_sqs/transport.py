@@ -16,7 +16,7 @@ from pubsubkit_sqs import wire
 from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
 from pubsubkit_sqs.options import Options, parse
 
-__all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "SqsTransport"]
+__all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
 
 CAPABILITIES = Capabilities(
     ordered=False,  # standard queues deliver at least once, in no promised order
@@ -41,6 +41,15 @@ BATCH = 10  # the most entries SNS PublishBatch and the SQS batch calls take
 BATCH_BYTES = 250_000  # under the 256 KiB limit of one batch request
 ENTRY_RETRIES = 3  # attempts for a batch entry the service failed
 KEYLESS_GROUP = "pubsubkit"  # MessageGroupId of messages without a key, on FIFO topics
+
+
+class Refused(PublishError):
+    """The service refused messages (too long, invalid): publishing them again cannot succeed."""
+
+    retryable = False
+
+
+Failure = tuple[str, str, bool]  # entry id, reason, whether the sender is at fault (a retry cannot help)
 
 
 def _entry(env: Envelope, index: int, fifo: bool) -> dict[str, Any]:
@@ -93,9 +102,10 @@ class SqsTransport(Transport):
             pool = self._executor()
             failures = [f for result in pool.map(self._send_lane, work) for f in result]
         if failures:
-            failures.sort()
-            shown = "; ".join(f"{envelopes[int(i)].id}: {why}" for i, why in failures[:5])
-            raise PublishError(f"sqs: {len(failures)} of {len(envelopes)} messages were not published: {shown}")
+            failures.sort(key=lambda f: int(f[0]))
+            shown = "; ".join(f"{envelopes[int(i)].id}: {why}" for i, why, _ in failures[:5])
+            error = Refused if all(sender for _, _, sender in failures) else PublishError
+            raise error(f"sqs: {len(failures)} of {len(envelopes)} messages were not published: {shown}")
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -105,9 +115,9 @@ class SqsTransport(Transport):
                 self._pool = ThreadPoolExecutor(self.options.publish_threads, thread_name_prefix="pubsubkit-sqs-pub")
             return self._pool
 
-    def _send_lane(self, entries: list[dict[str, Any]]) -> list[tuple[str, str]]:
-        """Send one lane's entries in order, batch by batch; return (id, reason) for every entry not taken."""
-        failed: list[tuple[str, str]] = []
+    def _send_lane(self, entries: list[dict[str, Any]]) -> list[Failure]:
+        """Send one lane's entries in order, batch by batch; return a failure for every entry not taken."""
+        failed: list[Failure] = []
         batch: list[dict[str, Any]] = []
         size = 0
         for entry in entries:
@@ -121,7 +131,7 @@ class SqsTransport(Transport):
             failed += self._send_batch(batch)
         return failed
 
-    def _send_batch(self, batch: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    def _send_batch(self, batch: list[dict[str, Any]]) -> list[Failure]:
         """PublishBatch, retrying the entries the service failed; ConnectionLost when it cannot be reached."""
         pending = batch
         reasons: dict[str, str] = {}
@@ -138,7 +148,7 @@ class SqsTransport(Transport):
                         raise translate(again, "re-creating the topic") from again
                     reply = {"Failed": [{"Id": e["Id"], "Code": "TopicRecreated"} for e in pending]}
                 elif refused(exc):
-                    raise PublishError(f"sqs: the topic {self.options.topic_name} refused a batch: {exc}") from exc
+                    raise Refused(f"sqs: the topic {self.options.topic_name} refused a batch: {exc}") from exc
                 else:
                     raise translate(exc, f"publishing to topic {self.options.topic_name}") from exc
             failed = {f["Id"]: f for f in reply.get("Failed", [])}
@@ -148,10 +158,10 @@ class SqsTransport(Transport):
             # A sender fault (a message SNS refuses) will not succeed on a retry; the rest may.
             retry = [e for e in pending if e["Id"] in failed and not failed[e["Id"]].get("SenderFault", False)]
             if len(retry) < len(failed):
-                return [(i, reasons[i]) for i in failed]
+                return [(i, reasons[i], bool(f.get("SenderFault", False))) for i, f in failed.items()]
             pending = retry
             time.sleep(0.05 * (attempt + 1))
-        return [(e["Id"], reasons.get(e["Id"], "failed")) for e in pending]
+        return [(e["Id"], reasons.get(e["Id"], "failed"), False) for e in pending]
 
     # --- consuming -----------------------------------------------------------------------------------
 
