@@ -96,13 +96,21 @@ class RelayWorker:
         return self._started
 
 
+#: Seconds ``ListenerWorker.start`` waits for its listener to join its group before going on anyway.
+JOIN_TIMEOUT = 30.0
+
+
 @attrs.define
 class ListenerWorker:
     listener: pubsubkit.Listener
     name: str = "listener"
 
     def start(self) -> None:
+        """Start the listener and wait until it has joined its group: on brokers without replay (RabbitMQ, SQS)
+        an event published before the group's queue exists never reaches it."""
         self.listener.start()
+        if not self.listener.wait_ready(JOIN_TIMEOUT):
+            log.warning("listener %s has not joined its group after %.0fs; going on", self.listener.group, JOIN_TIMEOUT)
 
     def stop(self) -> None:
         self.listener.close()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from unittest import mock
 
 import pytest
@@ -11,8 +12,10 @@ from myevents_support import make_config
 
 import pubsubkit
 from myevents import booking, events
-from myevents.runtime import Service
+from myevents.runtime import ListenerWorker, Service
 from myevents.web import WebApp
+from pubsubkit.backends.memory import MemoryTransport
+from pubsubkit.transport import Consumer
 
 
 @pytest.fixture(params=["events", "booking"])
@@ -39,6 +42,26 @@ def test_ready_only_when_workers_run_and_backends_answer(service: Service) -> No
     r = client.simulate_get("/ready")
     assert r.status_code == 200
     assert r.json == {"status": "ready", "checks": {"broker": "ok", "store": "ok", "workers": "ok"}}
+
+
+def test_start_returns_once_the_listener_joined_its_group(
+    urls: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events published right after start() reach the booking service, also on brokers without replay."""
+    join = MemoryTransport.consumer
+
+    def slow_join(self: MemoryTransport, group: str, names: Collection[str] | None) -> Consumer:
+        time.sleep(0.3)  # as a broker that creates queues and subscriptions on joining
+        return join(self, group, names)
+
+    monkeypatch.setattr(MemoryTransport, "consumer", slow_join)
+    svc = booking.create_service(make_config("booking", urls["bus"], urls["booking"])).start()
+    try:
+        listeners = [w.listener for w in svc.workers if isinstance(w, ListenerWorker)]
+        assert listeners
+        assert all(x.wait_ready(0) for x in listeners)
+    finally:
+        svc.close()
 
 
 def test_ready_is_503_when_the_store_is_unreachable(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:

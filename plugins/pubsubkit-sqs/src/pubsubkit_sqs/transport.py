@@ -1,0 +1,192 @@
+"""The ``sqs://`` transport: publishes to the prefix's SNS topic in batches and opens group consumers."""
+
+from __future__ import annotations
+
+import threading
+import time
+import zlib
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from pubsubkit.envelope import Envelope
+from pubsubkit.errors import Closed, PublishError
+from pubsubkit.transport import Capabilities, Consumer, Transport
+from pubsubkit_sqs import wire
+from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
+from pubsubkit_sqs.options import Options, parse
+
+__all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
+
+CAPABILITIES = Capabilities(
+    ordered=False,  # standard queues deliver at least once, in no promised order
+    persistent=True,  # SQS keeps a message until it is deleted or its retention runs out
+    consumer_groups=True,  # a queue per group, each subscribed to the topic
+    replay=False,  # a new group's queue gets what is published after it subscribed
+    multi_process=True,
+    dead_letter_store=False,  # a dead-letter queue per group, inspected and redriven with AWS tools
+    restartable=False,
+)
+FIFO_CAPABILITIES = Capabilities(
+    ordered=True,  # fifo=true: MessageGroupId is the key, and SQS holds a group while a message is in flight
+    persistent=True,
+    consumer_groups=True,
+    replay=False,
+    multi_process=True,
+    dead_letter_store=False,
+    restartable=False,
+)
+
+BATCH = 10  # the most entries SNS PublishBatch and the SQS batch calls take
+BATCH_BYTES = 250_000  # under the 256 KiB limit of one batch request
+ENTRY_RETRIES = 3  # attempts for a batch entry the service failed
+KEYLESS_GROUP = "pubsubkit"  # MessageGroupId of messages without a key, on FIFO topics
+
+
+class Refused(PublishError):
+    """The service refused messages (too long, invalid): publishing them again cannot succeed."""
+
+    retryable = False
+
+
+Failure = tuple[str, str, bool]  # entry id, reason, whether the sender is at fault (a retry cannot help)
+
+
+def _entry(env: Envelope, index: int, fifo: bool) -> dict[str, Any]:
+    body, encoded = wire.encode_body(env.payload)
+    entry: dict[str, Any] = {
+        "Id": str(index),
+        "Message": body,
+        "MessageAttributes": wire.encode_attributes(env, encoded),
+    }
+    if fifo:
+        entry["MessageGroupId"] = env.key or KEYLESS_GROUP
+        entry["MessageDeduplicationId"] = env.id
+    return entry
+
+
+def _size(entry: dict[str, Any]) -> int:
+    attrs = entry["MessageAttributes"]
+    return len(entry["Message"].encode()) + sum(len(k) + len(v["StringValue"].encode()) + 6 for k, v in attrs.items())
+
+
+class SqsTransport(Transport):
+    """``sqs://?region=...&prefix=...``: see the package docstring and README for the options."""
+
+    def __init__(self, url: str, **options: Any) -> None:
+        self.url = url
+        self.options: Options = parse(url, options)
+        self.capabilities = FIFO_CAPABILITIES if self.options.fifo else CAPABILITIES
+        self.aws = Aws(self.options)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
+
+    # --- publishing ----------------------------------------------------------------------------------
+
+    def publish(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish every envelope to the topic: batches of 10, in concurrent lanes that keep per-key order."""
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        if not envelopes:
+            return
+        fifo = self.options.fifo
+        lanes: list[list[dict[str, Any]]] = [[] for _ in range(self.options.publish_threads)]
+        for i, env in enumerate(envelopes):
+            lane = zlib.crc32(env.key.encode()) % len(lanes) if env.key is not None else 0 if fifo else i % len(lanes)
+            lanes[lane].append(_entry(env, i, fifo))
+        work = [lane for lane in lanes if lane]
+        if len(work) == 1 or len(envelopes) <= BATCH:
+            failures = [f for lane in work for f in self._send_lane(lane)]
+        else:
+            pool = self._executor()
+            failures = [f for result in pool.map(self._send_lane, work) for f in result]
+        if failures:
+            failures.sort(key=lambda f: int(f[0]))
+            shown = "; ".join(f"{envelopes[int(i)].id}: {why}" for i, why, _ in failures[:5])
+            error = Refused if all(sender for _, _, sender in failures) else PublishError
+            raise error(f"sqs: {len(failures)} of {len(envelopes)} messages were not published: {shown}")
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._closed:
+                raise Closed(f"{self.url} is closed")
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.options.publish_threads, thread_name_prefix="pubsubkit-sqs-pub")
+            return self._pool
+
+    def _send_lane(self, entries: list[dict[str, Any]]) -> list[Failure]:
+        """Send one lane's entries in order, batch by batch; return a failure for every entry not taken."""
+        failed: list[Failure] = []
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for entry in entries:
+            n = _size(entry)
+            if batch and (len(batch) >= BATCH or size + n > BATCH_BYTES):
+                failed += self._send_batch(batch)
+                batch, size = [], 0
+            batch.append(entry)
+            size += n
+        if batch:
+            failed += self._send_batch(batch)
+        return failed
+
+    def _send_batch(self, batch: list[dict[str, Any]]) -> list[Failure]:
+        """PublishBatch, retrying the entries the service failed; ConnectionLost when it cannot be reached."""
+        pending = batch
+        reasons: dict[str, str] = {}
+        restored = False
+        for attempt in range(ENTRY_RETRIES):
+            try:
+                reply = self.aws.sns.publish_batch(TopicArn=self.aws.topic_arn(), PublishBatchRequestEntries=pending)
+            except DRIVER_ERRORS as exc:
+                if is_missing(exc) and not restored:
+                    restored = True
+                    try:
+                        self.aws.restore()
+                    except DRIVER_ERRORS as again:
+                        raise translate(again, "re-creating the topic") from again
+                    reply = {"Failed": [{"Id": e["Id"], "Code": "TopicRecreated"} for e in pending]}
+                elif refused(exc):
+                    raise Refused(f"sqs: the topic {self.options.topic_name} refused a batch: {exc}") from exc
+                else:
+                    raise translate(exc, f"publishing to topic {self.options.topic_name}") from exc
+            failed = {f["Id"]: f for f in reply.get("Failed", [])}
+            if not failed:
+                return []
+            reasons = {i: f"{f.get('Code')}: {f.get('Message', '')}".strip() for i, f in failed.items()}
+            # A sender fault (a message SNS refuses) will not succeed on a retry; the rest may.
+            retry = [e for e in pending if e["Id"] in failed and not failed[e["Id"]].get("SenderFault", False)]
+            if len(retry) < len(failed):
+                return [(i, reasons[i], bool(f.get("SenderFault", False))) for i, f in failed.items()]
+            pending = retry
+            time.sleep(0.05 * (attempt + 1))
+        return [(e["Id"], reasons.get(e["Id"], "failed"), False) for e in pending]
+
+    # --- consuming -----------------------------------------------------------------------------------
+
+    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+        from pubsubkit_sqs.consumer import SqsConsumer
+
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        self.options.queue_name(group)  # ConfigError for a name SQS cannot take, before any call
+        try:
+            queues = self.aws.group(group)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, f"creating the queues of group {group}") from exc
+        return SqsConsumer(self, group, queues)
+
+    def ping(self) -> None:
+        try:
+            self.aws.sqs.list_queues(QueueNamePrefix=self.options.prefix, MaxResults=1)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "ping") from exc
+
+    def close(self) -> None:
+        with self._pool_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self.aws.close()
