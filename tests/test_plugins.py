@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -70,9 +71,29 @@ def test_cli_backends_and_unknown_scheme() -> None:
     assert "memory" in out
     assert "sqlite" in out
     assert "multi_process" in out
+    without_kafka = {**os.environ, "PUBSUBKIT_DISABLE_PLUGINS": "kafka"}
     bad = subprocess.run(
-        [sys.executable, "-m", "pubsubkit.cli", "emit", "kafka://h:1", "x", "{}"], capture_output=True, text=True
+        [sys.executable, "-m", "pubsubkit.cli", "emit", "kafka://h:1", "x", "{}"],
+        capture_output=True,
+        text=True,
+        env=without_kafka,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0
     assert "pip install pubsubkit-kafka" in bad.stderr
+
+
+def test_cli_backends_lists_the_plugins_of_this_repository() -> None:
+    """The backend plugins under plugins/ are installed in the development environment and in every tox env."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pubsubkit.cli", "backends"], capture_output=True, text=True, check=True
+    ).stdout
+    rows = {tuple(line.split()[:3]) for line in out.splitlines()[1:] if line.strip()}
+    for row in [
+        ("broker", "kafka", "pubsubkit-kafka"),
+        ("broker", "amqp", "pubsubkit-rabbitmq"),
+        ("broker", "sqs", "pubsubkit-sqs"),
+        ("store", "mongodb", "pubsubkit-mongo"),
+        ("store", "dynamodb", "pubsubkit-dynamodb"),
+    ]:
+        assert row in rows, f"{row} not in:\n{out}"
