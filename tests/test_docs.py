@@ -588,3 +588,17 @@ def test_the_http_reference_is_what_its_script_writes() -> None:
     spec.loader.exec_module(module)
     written = (DOCS / "http-reference.md").read_text(encoding="utf-8")
     assert written == module.page(), "run: .venv/bin/python scripts/http_reference.py"
+
+
+def test_every_test_the_guarantees_page_names_exists() -> None:
+    """A guarantee is only as good as its test: each `test_...` the page names is defined somewhere."""
+    page = (DOCS / "guarantees.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`(test_\w+)`", page))
+    sources = [*(ROOT / "src").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "plugins").rglob("*.py")]
+    defined = {m for path in sources for m in re.findall(r"def (test_\w+)", path.read_text(encoding="utf-8"))}
+    assert named, "the page names no test"
+    assert named <= defined, f"named on the page but defined nowhere: {sorted(named - defined)}"
+    scenarios = re.findall(r'fault suite "([^"]+)"', page)
+    faults = (ROOT / "tests" / "faults" / "test_faults.py").read_text(encoding="utf-8")
+    missing = [s for s in scenarios if s not in faults and s.split(" (")[0] not in faults]
+    assert not missing, f"fault scenarios named on the page but not in the fault suite: {missing}"
