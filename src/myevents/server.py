@@ -33,7 +33,8 @@ FACTORIES: dict[str, Callable[[Config], Service]] = {
     "booking": booking.create_service,
 }
 
-# Seconds a worker has to finish its requests and drain its listener after SIGTERM.
+# Seconds a worker has to finish its requests and close its service (at most runtime.CLOSE_SECONDS) after SIGTERM,
+# or to close its service after SIGINT / SIGQUIT, before its master kills it.
 GRACEFUL_SECONDS = 30
 
 
