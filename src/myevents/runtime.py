@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -18,6 +19,8 @@ import pubsubkit
 from myevents.web import WebApp
 
 __all__ = [
+    "CLOSE_SECONDS",
+    "DRAIN_SECONDS",
     "Backends",
     "Deps",
     "ListenerWorker",
@@ -30,6 +33,12 @@ __all__ = [
 ]
 
 log = logging.getLogger("myevents.runtime")
+
+#: Seconds :meth:`Service.close` takes at most for its workers (gunicorn's graceful timeout, 30 s, is well above).
+CLOSE_SECONDS = 15.0
+#: Seconds a listener's running handlers may take to finish on close; what is unfinished then goes back to the
+#: broker unacknowledged. Within :data:`CLOSE_SECONDS`, leaving time to settle, leave the group and stop the relay.
+DRAIN_SECONDS = 10.0
 
 
 @attrs.define
@@ -67,13 +76,14 @@ class Deps:
 
 
 class Worker(Protocol):
-    """A background worker: started once, stopped once (stopping waits for in-flight work)."""
+    """A background worker: started once, stopped once (stopping waits for in-flight work, at most ``timeout``
+    seconds, and returns whether the worker has stopped)."""
 
     name: str
 
     def start(self) -> None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, timeout: float) -> bool: ...
 
     def alive(self) -> bool: ...
 
@@ -88,9 +98,9 @@ class RelayWorker:
         self.relay.start()
         self._started = True
 
-    def stop(self) -> None:
-        self.relay.stop()
+    def stop(self, timeout: float) -> bool:
         self._started = False
+        return self.relay.stop(timeout)
 
     def alive(self) -> bool:
         return self._started
@@ -112,8 +122,8 @@ class ListenerWorker:
         if not self.listener.wait_ready(JOIN_TIMEOUT):
             log.warning("listener %s has not joined its group after %.0fs; going on", self.listener.group, JOIN_TIMEOUT)
 
-    def stop(self) -> None:
-        self.listener.close()
+    def stop(self, timeout: float) -> bool:
+        return self.listener.close(timeout)
 
     def alive(self) -> bool:
         return not self.listener.stopped
@@ -137,9 +147,11 @@ class TaskWorker:
         except Exception:
             log.exception("%s failed", self.name)
 
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._thread.join(10)
+    def stop(self, timeout: float) -> bool:
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def alive(self) -> bool:
         return True
@@ -183,16 +195,22 @@ class Service:
                 log.info("%s service started", self.name, extra={"workers": [w.name for w in self.workers]})
         return self
 
-    def close(self) -> None:
+    def close(self, timeout: float = CLOSE_SECONDS) -> None:
         """Stop the workers in order (the booking service's listener drains before its relay stops), then close
-        the backends. Idempotent."""
+        the backends. Idempotent.
+
+        The workers share ``timeout`` seconds: each waits at most for what is left of it. One still running then
+        is left behind (its thread is a daemon) with a warning.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            deadline = time.monotonic() + timeout
             for w in self.workers:
                 try:
-                    w.stop()
+                    if not w.stop(max(0.0, deadline - time.monotonic())):
+                        log.warning("%s did not stop within the %.0f s of closing; going on", w.name, timeout)
                 except Exception:
                     log.exception("stopping %s failed", w.name)
             self.backends.close()

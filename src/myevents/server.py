@@ -11,18 +11,20 @@ import logging
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from myevents import booking, events, logs
 from myevents.config import Config
 from myevents.runtime import Service, open_backends
 
-__all__ = ["ServiceApplication", "check_backends", "supervise"]
+__all__ = ["ServiceApplication", "Worker", "check_backends", "supervise"]
 
 log = logging.getLogger("myevents.server")
 
@@ -31,7 +33,8 @@ FACTORIES: dict[str, Callable[[Config], Service]] = {
     "booking": booking.create_service,
 }
 
-# Seconds a worker has to finish its requests and drain its listener after SIGTERM.
+# Seconds a worker has to finish its requests and close its service (at most runtime.CLOSE_SECONDS) after SIGTERM,
+# or to close its service after SIGINT / SIGQUIT, before its master kills it.
 GRACEFUL_SECONDS = 30
 
 
@@ -40,15 +43,33 @@ def check_backends(config: Config) -> None:
     open_backends(config.broker_url, config.store_url).close()
 
 
-# Ctrl-C reaches a worker several times (from the terminal, then from its master, which ``serve`` may have
-# signalled too); gunicorn answers each with sys.exit(), which would cut the listener's drain short.
+# Once a worker closes its service, no signal may interrupt it: Ctrl-C reaches a worker several times (from the
+# terminal, then from its master, which ``serve`` may have signalled too), and gunicorn answers SIGINT and SIGQUIT
+# with sys.exit(), which would cut the listener's drain short.
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
 
 
-def _worker_int(worker: Any) -> None:
-    """In the worker, on its first SIGINT or SIGQUIT: the shutdown has begun, further signals add nothing."""
-    for sig in (signal.SIGINT, signal.SIGQUIT):
-        signal.signal(sig, signal.SIG_IGN)
+class Worker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, whose quick shutdown (SIGINT, SIGQUIT) runs once.
+
+    Ctrl-C sends a worker SIGINT from the terminal and, at about the same time, SIGQUIT from its master.
+    gunicorn's ``handle_quit`` is not reentrant: it shuts the request thread pool down, holding the pool's lock,
+    before the ``worker_int`` hook runs; a second signal handled meanwhile (Python runs it in the same thread,
+    inside the first handler) waits for that lock forever, and the master kills the worker after its graceful
+    timeout without the service being closed. Here the first quit signal ignores the others before anything else.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._quitting = threading.Lock()
+
+    def handle_quit(self, sig: int, frame: FrameType | None) -> None:
+        # A non-blocking acquire cannot be interrupted by a Python signal handler: exactly one call goes on.
+        if not self._quitting.acquire(blocking=False):
+            return
+        for s in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(s, signal.SIG_IGN)
+        super().handle_quit(sig, frame)
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
@@ -73,14 +94,13 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
         settings: dict[str, Any] = {
             "bind": [c.bind],
             "workers": c.workers,
-            "worker_class": "gthread",
+            "worker_class": Worker,
             "threads": c.threads,
             "proc_name": f"myevents-{c.service}",
             "graceful_timeout": GRACEFUL_SECONDS,
             "logconfig_dict": logs.logconfig_dict(c.service, c.log_level),
             "loglevel": c.log_level,
             "accesslog": None,  # the app logs each request itself, as JSON with its correlation id
-            "worker_int": _worker_int,
             "worker_exit": _worker_exit,
             "certfile": c.certfile,
             "keyfile": c.keyfile,

@@ -236,11 +236,18 @@ class Listener:
         """Ask the loop to stop receiving and drain; returns at once (see :meth:`close` to wait)."""
         self._stop.set()
 
-    def close(self, timeout: float | None = None) -> None:
-        """Stop, wait until in-flight work is settled and the consumer left its group. Idempotent."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop, wait until in-flight work is settled and the consumer left its group. Idempotent.
+
+        Waits at most ``timeout`` seconds (default ``drain_timeout`` + 10); returns whether the loop has ended
+        (or never ran in a thread of :meth:`start`).
+        """
         self._stop.set()
-        if self._loop_thread is not None and self._loop_thread is not threading.current_thread():
-            self._loop_thread.join(timeout if timeout is not None else self.drain_timeout + 10)
+        t = self._loop_thread
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout if timeout is not None else self.drain_timeout + 10)
+            return not t.is_alive()
+        return True
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Wait until the listener has joined its group (its subscription exists at the broker).

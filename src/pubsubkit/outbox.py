@@ -108,9 +108,14 @@ class OutboxRelay:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the relay thread (entries not yet published stay in the outbox). Idempotent."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Stop the relay thread (entries not yet published stay in the outbox). Idempotent.
+
+        Waits at most ``timeout`` seconds; returns whether the thread has ended (or never started).
+        """
         self._stop.set()
         self.store.notify_outbox()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

@@ -12,6 +12,7 @@ from myevents.booking.projector import GROUP, Projector
 from myevents.booking.resources import BookingResource, EventBookingsResource, EventResource, UserBookingsResource
 from myevents.config import Config
 from myevents.runtime import (
+    DRAIN_SECONDS,
     Backends,
     Deps,
     ListenerWorker,
@@ -51,8 +52,8 @@ def create_service(config: Config, backends: Backends | None = None) -> Service:
     backends = backends or open_backends(config.broker_url, config.store_url)
     ledger = Ledger(backends.store, BookingMetrics(backends.registry))
     projector = Projector(ledger)
-    # A receive waits at most poll_interval before the loop checks for stop: it bounds how long shutdown waits.
-    listener = backends.broker.listener(GROUP, store=backends.store, poll_interval=0.1)
+    # A receive waits at most poll_interval before the loop checks for stop; running handlers get DRAIN_SECONDS.
+    listener = backends.broker.listener(GROUP, store=backends.store, poll_interval=0.1, drain_timeout=DRAIN_SECONDS)
     projector.subscribe(listener)
     workers: list[Worker] = [
         TaskWorker(projector.catch_up, name="catch-up"),
