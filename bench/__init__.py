@@ -1,0 +1,1 @@
+"""The benchmark suite of pubsubkit and myevents: ``python bench/run.py --help``."""

@@ -1,0 +1,333 @@
+"""Broker throughput: pubsubkit through its public API on any URL, and the raw clients with the same guarantees.
+
+pubsubkit's side knows nothing of the broker: it opens ``open_broker(url)``, emits confirmed batches with
+``emit_many`` (and one event per ``emit`` for reference) and consumes with a listener that acknowledges after
+its handler returned. The raw side is what a careful hand-written client does: confluent-kafka's idempotent
+``acks=all`` producer flushed at the end and a consumer committing once per batch; pika with persistent
+messages and publisher confirms (one at a time, and unconfirmed for reference), consuming with manual acks
+and a prefetch of 100; boto3's SQS batch send and receive + batch delete.
+
+Consume rates count from the first message received to the last, so a consumer group's join is left out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pubsubkit
+from bench.common import Row, Ticket, guarded, payload, progress, rate_row, run_name, skip_row, ticket
+
+SCENARIO = "brokers"
+BATCH = 100
+
+
+# --- pubsubkit, generic ----------------------------------------------------------------------------------------
+
+
+def pubsubkit_emit(broker: pubsubkit.Broker, n: int, batch: int = BATCH) -> float:
+    """Emit ``n`` events in confirmed batches of ``batch``; seconds taken."""
+    emitter = broker.emitter()
+    events = [(ticket(i), f"k{i % 100}") for i in range(n)]
+    start = time.perf_counter()
+    for i in range(0, n, batch):
+        emitter.emit_many(events[i : i + batch])
+    return time.perf_counter() - start
+
+
+def pubsubkit_emit_one(broker: pubsubkit.Broker, n: int) -> float:
+    """Emit ``n`` events one confirmed ``emit`` at a time; seconds taken."""
+    emitter = broker.emitter()
+    events = [ticket(i) for i in range(n)]
+    start = time.perf_counter()
+    for i, ev in enumerate(events):
+        emitter.emit(ev, key=f"k{i % 100}")
+    return time.perf_counter() - start
+
+
+class Counter:
+    """A handler that counts and notes the time of the first and the last message; waits for a gate first."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.done = threading.Event()
+        self.gate = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Any, msg: Any = None) -> None:
+        self.gate.wait()
+        with self._lock:
+            now = time.perf_counter()
+            if self.count == 0:
+                self.first = now
+            self.count += 1
+            self.last = now
+            if self.count >= self.n:
+                self.done.set()
+
+    def rate_seconds(self) -> tuple[int, float]:
+        """Messages after the first, and the seconds they took (the rate without the wait for the first)."""
+        return max(0, self.count - 1), max(1e-9, self.last - self.first)
+
+
+def pubsubkit_roundtrip(url: str, n: int, timeout: float) -> list[Row]:
+    """Join a fresh group, emit ``n`` events, then consume them with ack-after-handler; rows for both."""
+    broker = pubsubkit.open_broker(url)
+    backend = url.split(":", 1)[0]
+    rows: list[Row] = []
+    try:
+        counter = Counter(n)
+        listener = broker.listener(run_name("group"), poll_interval=0.05)
+        listener.add_handler(Ticket, counter)
+        listener.start()
+        if not listener.wait_ready(timeout):
+            raise TimeoutError("the listener did not join its group")
+        seconds = pubsubkit_emit(broker, n)
+        rows.append(rate_row(SCENARIO, backend, "pubsubkit", f"emit batch {BATCH} confirmed", n, seconds))
+        counter.gate.set()
+        counter.done.wait(timeout)
+        listener.close()
+        got, secs = counter.rate_seconds()
+        rows.append(rate_row(SCENARIO, backend, "pubsubkit", "consume ack-after", got, secs, received=counter.count))
+        one = max(50, n // 20)
+        rows.append(
+            rate_row(SCENARIO, backend, "pubsubkit", "emit one confirmed", one, pubsubkit_emit_one(broker, one))
+        )
+    finally:
+        broker.close()
+    return rows
+
+
+def pubsubkit_rows(backend: str, url: str | None, reason: str | None, n: int, timeout: float) -> list[Row]:
+    """The pubsubkit rows of a broker, or skipped rows saying why."""
+    if url is None or reason is not None:
+        why = reason or "skipped: plugin not installed"
+        return [
+            skip_row(SCENARIO, backend, "pubsubkit", case, why)
+            for case in (f"emit batch {BATCH} confirmed", "consume ack-after", "emit one confirmed")
+        ]
+    return guarded(SCENARIO, backend, "pubsubkit", "roundtrip", lambda: pubsubkit_roundtrip(url, n, timeout))
+
+
+# --- raw confluent-kafka ---------------------------------------------------------------------------------------
+
+
+def kafka_create_topic(topic: str, partitions: int = 4) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from bench.common import kafka_bootstrap
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap()})
+    for fut in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        fut.result(10)
+
+
+def kafka_raw(n: int, timeout: float) -> list[Row]:
+    """confluent-kafka: idempotent acks=all produce + flush, then consume committing once per batch."""
+    from confluent_kafka import Consumer, Producer
+
+    from bench.common import kafka_bootstrap
+
+    topic = run_name("raw")
+    kafka_create_topic(topic)
+    body = payload()
+    producer = Producer(
+        {"bootstrap.servers": kafka_bootstrap(), "enable.idempotence": True, "acks": "all", "linger.ms": 5}
+    )
+    failed: list[Any] = []
+
+    def report(err: Any, msg: Any) -> None:
+        if err is not None:
+            failed.append(err)
+
+    start = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                producer.produce(topic, body, key=f"k{i % 100}".encode(), on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(timeout)
+    seconds = time.perf_counter() - start
+    if failed:
+        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
+    rows = [rate_row(SCENARIO, "kafka", "raw", "emit idempotent acks=all", n, seconds)]
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka_bootstrap(),
+            "group.id": run_name("rawgroup"),
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    consumer.subscribe([topic])
+    got, first, last = 0, 0.0, 0.0
+    deadline = time.monotonic() + timeout
+    while got < n and time.monotonic() < deadline:
+        batch = consumer.consume(num_messages=500, timeout=0.5)
+        msgs = [m for m in batch if m.error() is None]
+        if not msgs:
+            continue
+        if got == 0:
+            first = time.perf_counter()
+            got = len(msgs) - 1
+        else:
+            got += len(msgs)
+        consumer.commit(asynchronous=False)
+        last = time.perf_counter()
+    consumer.close()
+    rows.append(rate_row(SCENARIO, "kafka", "raw", "consume commit per batch", got, max(1e-9, last - first)))
+    return rows
+
+
+# --- raw pika --------------------------------------------------------------------------------------------------
+
+
+def rabbit_declare(channel: Any, exchange: str, queue: str) -> None:
+    """A durable topic exchange and a durable queue bound to every routing key."""
+    channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+    channel.queue_declare(queue, durable=True)
+    channel.queue_bind(queue, exchange, routing_key="#")
+
+
+def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
+    """pika: persistent messages with synchronous confirms, unconfirmed, and a manual-ack consumer."""
+    import pika
+
+    from bench.common import amqp_url
+
+    exchange, queue = run_name("raw"), run_name("rawq")
+    body = payload()
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/json")
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url()))
+    rows: list[Row] = []
+    try:
+        ch = conn.channel()
+        rabbit_declare(ch, exchange, queue)
+        ch.confirm_delivery()
+        start = time.perf_counter()
+        for i in range(n_sync):
+            ch.basic_publish(exchange, f"k{i % 100}", body, props, mandatory=False)
+        rows.append(
+            rate_row(SCENARIO, "rabbitmq", "raw", "emit persistent confirm sync", n_sync, time.perf_counter() - start)
+        )
+        ch.queue_purge(queue)
+
+        plain = conn.channel()
+        start = time.perf_counter()
+        for i in range(n):
+            plain.basic_publish(exchange, f"k{i % 100}", body, props)
+        plain.queue_declare(queue, passive=True)  # one round trip: everything before it reached the server
+        rows.append(
+            rate_row(SCENARIO, "rabbitmq", "raw", "emit persistent unconfirmed", n, time.perf_counter() - start)
+        )
+
+        consumer = conn.channel()
+        consumer.basic_qos(prefetch_count=100)
+        state = {"got": 0, "first": 0.0, "last": 0.0}
+
+        def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
+            now = time.perf_counter()
+            if state["got"] == 0:
+                state["first"] = now
+            state["got"] += 1
+            c.basic_ack(method.delivery_tag)
+            state["last"] = time.perf_counter()
+            if state["got"] >= n:
+                c.stop_consuming()
+
+        consumer.basic_consume(queue, on_message, auto_ack=False)
+        timer = conn.call_later(timeout, consumer.stop_consuming)
+        consumer.start_consuming()
+        conn.remove_timeout(timer)
+        got = int(state["got"]) - 1
+        rows.append(
+            rate_row(
+                SCENARIO, "rabbitmq", "raw", "consume manual ack prefetch 100", got, state["last"] - state["first"]
+            )
+        )
+        ch.exchange_delete(exchange)
+        ch.queue_delete(queue)
+    finally:
+        conn.close()
+    return rows
+
+
+# --- raw boto3 SQS ---------------------------------------------------------------------------------------------
+
+
+def sqs_raw(n: int, timeout: float, rounds_of: int = 200) -> list[Row]:
+    """boto3: batch send (10 a call) and receive (10 a call) + batch delete, interleaved by rounds.
+
+    The emulator slows as a queue fills, so messages are sent and received in rounds of ``rounds_of``.
+    """
+    import boto3
+
+    from bench.common import aws_endpoint, aws_env
+
+    aws_env()
+    sqs = boto3.client("sqs", endpoint_url=aws_endpoint(), region_name="us-east-1")
+    url = sqs.create_queue(QueueName=run_name("raw"))["QueueUrl"]
+    body = payload().decode()
+    sent_s = recv_s = 0.0
+    sent = got = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while sent < n and time.monotonic() < deadline:
+            size = min(rounds_of, n - sent)
+            start = time.perf_counter()
+            for j in range(0, size, 10):
+                entries = [
+                    {"Id": str(k), "MessageBody": body, "MessageAttributes": _attrs(sent + j + k)}
+                    for k in range(min(10, size - j))
+                ]
+                out = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+                if out.get("Failed"):
+                    raise RuntimeError(f"send failed: {out['Failed'][0]}")
+            sent_s += time.perf_counter() - start
+            sent += size
+            start = time.perf_counter()
+            while got < sent and time.monotonic() < deadline:
+                msgs = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+                ).get("Messages", [])
+                if msgs:
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(msgs)],
+                    )
+                    got += len(msgs)
+            recv_s += time.perf_counter() - start
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+    return [
+        rate_row(SCENARIO, "sqs", "raw", "emit batch 10", sent, sent_s),
+        rate_row(SCENARIO, "sqs", "raw", "consume receive+delete batch", got, recv_s),
+    ]
+
+
+def _attrs(i: int) -> dict[str, Any]:
+    return {"name": {"DataType": "String", "StringValue": "benchTicket"}, "key": {"DataType": "String", "StringValue": f"k{i % 100}"}}
+
+
+RAW: dict[str, Callable[[int, float], list[Row]]] = {
+    "kafka": kafka_raw,
+    "rabbitmq": lambda n, timeout: rabbit_raw(max(200, n // 10), n, timeout),
+    "sqs": sqs_raw,
+}
+
+
+def raw_rows(backend: str, n: int, timeout: float) -> list[Row]:
+    """The raw client's rows for a broker (an error becomes a skipped row)."""
+    progress(f"{backend}: raw client, {n} messages")
+    return guarded(SCENARIO, backend, "raw", "all", lambda: RAW[backend](n, timeout))

@@ -1,0 +1,112 @@
+"""What needs no server: the codec per 1 KiB event, and the embedded SQLite bus in one and in two processes."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import pubsubkit
+from bench.brokers import Counter, pubsubkit_emit, pubsubkit_roundtrip
+from bench.common import Row, Target, Ticket, guarded, progress, rate_row, run_name, sqlite_url, ticket
+
+CODEC_TARGET_US = 10.0
+
+
+def codec(n: int) -> tuple[list[Row], list[Target]]:
+    """Microseconds per 1 KiB event to encode (event -> envelope) and decode (envelope -> event); median of 5."""
+    progress(f"codec: {n} events x 5 repeats each way")
+    c = pubsubkit.Codec()
+    ev = ticket(1)
+    env = c.envelope(ev, key="k1")
+    assert c.decode(env) == ev
+    assert 1000 <= len(env.payload) <= 1100, len(env.payload)
+    cases = {
+        "encode (event -> envelope)": lambda: c.envelope(ev, key="k1"),
+        "encode payload only": lambda: c.encode(ev),
+        "decode (envelope -> event)": lambda: c.decode(env),
+    }
+    rows: list[Row] = []
+    for case, fn in cases.items():
+        runs = []
+        for _ in range(5):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            runs.append((time.perf_counter() - start) / n * 1e6)
+        us = statistics.median(runs)
+        rows.append(Row("codec", "-", "pubsubkit", case, us, "us", n, sum(runs) * n / 1e6, extra={"runs_us": runs}))
+        progress(f"  {case:28} {us:6.2f} us")
+    enc, dec = rows[1].value, rows[2].value
+    targets = [
+        Target("codec encode per 1 KiB event (us)", enc, CODEC_TARGET_US, 1.0, "<="),
+        Target("codec decode per 1 KiB event (us)", dec, CODEC_TARGET_US, 1.0, "<="),
+    ]
+    return rows, targets
+
+
+def _consumer(url: str, group: str, n: int, timeout: float, pipe: Connection) -> None:
+    """The consuming process: joins, says so, counts ``n`` events, sends back wall-clock first and last."""
+    broker = pubsubkit.open_broker(url)
+    counter = Counter(n)
+    counter.gate.set()
+    listener = broker.listener(group, poll_interval=0.05)
+    listener.add_handler(Ticket, counter)
+    listener.start()
+    listener.wait_ready(timeout)
+    pipe.send("ready")
+    counter.done.wait(timeout)
+    # perf_counter is per process; pass the wall clock of the first and last message instead.
+    offset = time.time() - time.perf_counter()
+    pipe.send((counter.count, counter.first + offset, counter.last + offset))
+    listener.close()
+    broker.close()
+
+
+def sqlite_two_processes(path: Path, n: int, timeout: float) -> list[Row]:
+    """One process emits while another consumes the same SQLite bus file."""
+    url = sqlite_url(path)
+    ctx = multiprocessing.get_context("spawn")
+    ours, theirs = ctx.Pipe()
+    proc = ctx.Process(target=_consumer, args=(url, run_name("group"), n, timeout, theirs), daemon=True)
+    proc.start()
+    try:
+        if not ours.poll(timeout) or ours.recv() != "ready":
+            raise TimeoutError("the consuming process did not start")
+        broker = pubsubkit.open_broker(url)
+        start = time.time()
+        seconds = pubsubkit_emit(broker, n)
+        broker.close()
+        if not ours.poll(timeout):
+            raise TimeoutError("the consuming process did not finish")
+        count, first, last = ours.recv()
+    finally:
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+    return [
+        rate_row("sqlite", "sqlite", "pubsubkit", "2 processes: emit while consumed", n, seconds),
+        rate_row("sqlite", "sqlite", "pubsubkit", "2 processes: consume ack-after", count - 1, last - first),
+        rate_row("sqlite", "sqlite", "pubsubkit", "2 processes: emit to handled", count, last - start),
+    ]
+
+
+def sqlite(n: int, timeout: float) -> tuple[list[Row], list[Target]]:
+    """The embedded bus: emit then consume in one process, then producer and consumer in two processes."""
+    with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
+        progress(f"sqlite: one process, {n} events")
+        rows = guarded(
+            "sqlite", "sqlite", "pubsubkit", "1 process", lambda: pubsubkit_roundtrip(
+                sqlite_url(Path(tmp) / "one.db"), n, timeout
+            )
+        )
+        progress(f"sqlite: two processes, {n} events")
+        rows += guarded(
+            "sqlite", "sqlite", "pubsubkit", "2 processes", lambda: sqlite_two_processes(Path(tmp) / "two.db", n, timeout)
+        )
+    for r in rows:
+        r.scenario = "sqlite"
+    return rows, []

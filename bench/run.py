@@ -1,0 +1,138 @@
+"""Run the benchmarks: ``python bench/run.py all|codec|sqlite|kafka|rabbitmq|sqs|http|latency|rss [--quick]``.
+
+Each scenario prints its table and the targets it checks (ratio and whether met), and writes
+``<out>/<scenario>.json``. ``all`` runs every scenario, then regenerates the tables of docs/benchmarks.md and
+the plot docs/img/throughput.png. The broker scenarios need the test servers (``scripts/servers up``) and their
+addresses in the environment (``eval "$(scripts/servers env)"``); pubsubkit's side of a broker whose plugin is not
+installed is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    BROKER_URLS,
+    ROOT,
+    Row,
+    Target,
+    find,
+    installed_scheme,
+    progress,
+    rows_table,
+    run_name,
+    targets_table,
+    write_json,
+)
+
+BROKERS = ("kafka", "rabbitmq", "sqs")
+SCENARIOS = ("codec", "sqlite", *BROKERS, "http", "latency", "rss")
+
+#: Messages per broker measurement: (full, quick).
+SIZES = {"kafka": (20000, 2000), "rabbitmq": (10000, 1000), "sqs": (1000, 200), "sqlite": (10000, 1000)}
+
+
+def broker_targets(backend: str, rows: list[Row]) -> list[Target]:
+    """The ratios the issue asks for, from one run's rows of one broker."""
+    mine_emit = find(rows, backend, "pubsubkit", "emit batch 100 confirmed")
+    mine_consume = find(rows, backend, "pubsubkit", "consume ack-after")
+    targets: list[Target] = []
+    if backend == "kafka":
+        targets.append(Target("kafka: emit vs raw confirmed", mine_emit, find(rows, "kafka", "raw", "emit idempotent acks=all"), 0.8))
+        targets.append(Target("kafka: consume vs raw", mine_consume, find(rows, "kafka", "raw", "consume commit per batch"), 0.8))
+        targets.append(Target("kafka: emit vs FastStream", mine_emit, find(rows, "kafka", "faststream", "emit idempotent acks=all"), 5))
+        targets.append(Target("kafka: consume vs FastStream", mine_consume, find(rows, "kafka", "faststream", "consume ack-after"), 5))
+    elif backend == "rabbitmq":
+        targets.append(Target("rabbitmq: emit vs raw unconfirmed", mine_emit, find(rows, backend, "raw", "emit persistent unconfirmed"), 0.5))
+        targets.append(Target("rabbitmq: consume vs raw", mine_consume, find(rows, backend, "raw", "consume manual ack prefetch 100"), 0.8))
+        targets.append(Target("rabbitmq: emit vs FastStream", mine_emit, find(rows, backend, "faststream", "emit persistent 100 confirms"), 5))
+        targets.append(Target("rabbitmq: consume vs FastStream", mine_consume, find(rows, backend, "faststream", "consume ack-after prefetch 100"), 5))
+        targets.append(Target("rabbitmq: emit vs Kombu", mine_emit, find(rows, backend, "kombu", "emit persistent confirm sync"), 5))
+        targets.append(Target("rabbitmq: consume vs Kombu", mine_consume, find(rows, backend, "kombu", "consume ack-after prefetch 100"), 5))
+    elif backend == "sqs":
+        targets.append(Target("sqs: emit vs raw batch send", mine_emit, find(rows, "sqs", "raw", "emit batch 10"), 0.8))
+        targets.append(Target("sqs: consume vs raw", mine_consume, find(rows, "sqs", "raw", "consume receive+delete batch"), 0.8))
+    return targets
+
+
+def broker(backend: str, quick: bool) -> tuple[list[Row], list[Target]]:
+    """pubsubkit, the raw client and the peers on one broker, in this order, in one run."""
+    from bench.brokers import pubsubkit_rows, raw_rows
+    from bench.peers import faststream_rows, kombu_rows
+
+    n = SIZES[backend][quick]
+    timeout = 120.0
+    url = BROKER_URLS[backend](run_name("psk"))
+    reason = installed_scheme(url)
+    progress(f"{backend}: pubsubkit, {n} messages ({url.split('?')[0]})")
+    rows = pubsubkit_rows(backend, url, reason, n, timeout)
+    rows += raw_rows(backend, n, timeout)
+    if backend in ("kafka", "rabbitmq"):
+        rows += faststream_rows(backend, n, timeout)
+    if backend == "rabbitmq":
+        rows += kombu_rows(n, timeout)
+    for r in rows:
+        r.scenario = backend
+    return rows, broker_targets(backend, rows)
+
+
+def scenario(name: str, quick: bool) -> tuple[list[Row], list[Target]]:
+    """Run one scenario; its rows and targets."""
+    from bench import local
+
+    def service(fn: str) -> Callable[[], tuple[list[Row], list[Target]]]:
+        def go() -> tuple[list[Row], list[Target]]:
+            from bench import services
+
+            result: tuple[list[Row], list[Target]] = getattr(services, fn)(quick)
+            return result
+
+        return go
+
+    table: dict[str, Callable[[], tuple[list[Row], list[Target]]]] = {
+        "codec": lambda: local.codec(20000 if quick else 200000),
+        "sqlite": lambda: local.sqlite(SIZES["sqlite"][quick], 120.0),
+        "http": service("http"),
+        "latency": service("latency"),
+        "rss": service("rss"),
+    }
+    if name in BROKERS:
+        return broker(name, quick)
+    return table[name]()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", choices=("all", *SCENARIOS))
+    parser.add_argument("--quick", action="store_true", help="small sizes, for trying things out")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
+    parser.add_argument("--no-docs", action="store_true", help="with all: do not rewrite docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    names = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    started = time.monotonic()
+    for name in names:
+        progress(f"== {name}{' (quick)' if args.quick else ''}")
+        t0 = time.monotonic()
+        rows, targets = scenario(name, args.quick)
+        path = write_json(args.out, name, rows, targets, args.quick)
+        print(f"\n## {name} ({time.monotonic() - t0:.0f} s)\n\n{rows_table(rows)}\n")
+        if targets:
+            print(f"{targets_table(targets)}\n")
+        print(f"written: {path}", flush=True)
+    if args.scenario == "all" and not args.no_docs:
+        from bench import report
+
+        report.regenerate(args.out)
+    progress(f"done in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
