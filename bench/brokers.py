@@ -55,6 +55,7 @@ class Counter:
         self.count = 0
         self.first = 0.0
         self.last = 0.0
+        self.opened = 0.0
         self.done = threading.Event()
         self.gate = threading.Event()
         self._lock = threading.Lock()
@@ -70,9 +71,15 @@ class Counter:
             if self.count >= self.n:
                 self.done.set()
 
+    def open(self) -> None:
+        """Let the handlers run from now on: the clock starts."""
+        self.opened = time.perf_counter()
+        self.gate.set()
+
     def rate_seconds(self) -> tuple[int, float]:
-        """Messages after the first, and the seconds they took (the rate without the wait for the first)."""
-        return max(0, self.count - 1), max(1e-9, self.last - self.first)
+        """Messages handled, and the seconds from the gate's opening (or the first message) to the last."""
+        start = self.opened or self.first
+        return self.count, max(1e-9, self.last - start)
 
 
 def pubsubkit_roundtrip(url: str, n: int, timeout: float) -> list[Row]:
@@ -89,7 +96,7 @@ def pubsubkit_roundtrip(url: str, n: int, timeout: float) -> list[Row]:
             raise TimeoutError("the listener did not join its group")
         seconds = pubsubkit_emit(broker, n)
         rows.append(rate_row(SCENARIO, backend, "pubsubkit", f"emit batch {BATCH} confirmed", n, seconds))
-        counter.gate.set()
+        counter.open()
         counter.done.wait(timeout)
         listener.close()
         got, secs = counter.rate_seconds()
@@ -174,15 +181,14 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
     got, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
     while got < n and time.monotonic() < deadline:
+        asked = time.perf_counter()
         batch = consumer.consume(num_messages=500, timeout=0.5)
         msgs = [m for m in batch if m.error() is None]
         if not msgs:
             continue
         if got == 0:
-            first = time.perf_counter()
-            got = len(msgs) - 1
-        else:
-            got += len(msgs)
+            first = asked  # the fetch of the first batch counts, the group's join does not
+        got += len(msgs)
         consumer.commit(asynchronous=False)
         last = time.perf_counter()
     consumer.close()
@@ -237,20 +243,18 @@ def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
         state = {"got": 0, "first": 0.0, "last": 0.0}
 
         def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
-            now = time.perf_counter()
-            if state["got"] == 0:
-                state["first"] = now
             state["got"] += 1
             c.basic_ack(method.delivery_tag)
             state["last"] = time.perf_counter()
             if state["got"] >= n:
                 c.stop_consuming()
 
+        state["first"] = time.perf_counter()
         consumer.basic_consume(queue, on_message, auto_ack=False)
         timer = conn.call_later(timeout, consumer.stop_consuming)
         consumer.start_consuming()
         conn.remove_timeout(timer)
-        got = int(state["got"]) - 1
+        got = int(state["got"])
         rows.append(
             rate_row(
                 SCENARIO, "rabbitmq", "raw", "consume manual ack prefetch 100", got, state["last"] - state["first"]
@@ -317,7 +321,10 @@ def sqs_raw(n: int, timeout: float, rounds_of: int = 200) -> list[Row]:
 
 
 def _attrs(i: int) -> dict[str, Any]:
-    return {"name": {"DataType": "String", "StringValue": "benchTicket"}, "key": {"DataType": "String", "StringValue": f"k{i % 100}"}}
+    return {
+        "name": {"DataType": "String", "StringValue": "benchTicket"},
+        "key": {"DataType": "String", "StringValue": f"k{i % 100}"},
+    }
 
 
 RAW: dict[str, Callable[[int, float], list[Row]]] = {

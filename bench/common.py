@@ -196,8 +196,10 @@ def rate_row(scenario: str, backend: str, client: str, case: str, n: int, second
 
 
 def skip_row(scenario: str, backend: str, client: str, case: str, reason: str) -> Row:
+    """A figure not taken; the table shows the reason up to its first parenthesis, the JSON all of it."""
     progress(f"  {backend:8} {client:10} {case:28} {reason}")
-    return Row(scenario, backend, client, case, skipped=reason)
+    short = reason.split(" (", 1)[0]
+    return Row(scenario, backend, client, case, skipped=short, extra={"detail": reason} if short != reason else {})
 
 
 def guarded(scenario: str, backend: str, client: str, case: str, fn: Callable[[], Row | list[Row]]) -> list[Row]:

@@ -99,13 +99,19 @@ def sqlite(n: int, timeout: float) -> tuple[list[Row], list[Target]]:
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
         progress(f"sqlite: one process, {n} events")
         rows = guarded(
-            "sqlite", "sqlite", "pubsubkit", "1 process", lambda: pubsubkit_roundtrip(
-                sqlite_url(Path(tmp) / "one.db"), n, timeout
-            )
+            "sqlite",
+            "sqlite",
+            "pubsubkit",
+            "1 process",
+            lambda: pubsubkit_roundtrip(sqlite_url(Path(tmp) / "one.db"), n, timeout),
         )
         progress(f"sqlite: two processes, {n} events")
         rows += guarded(
-            "sqlite", "sqlite", "pubsubkit", "2 processes", lambda: sqlite_two_processes(Path(tmp) / "two.db", n, timeout)
+            "sqlite",
+            "sqlite",
+            "pubsubkit",
+            "2 processes",
+            lambda: sqlite_two_processes(Path(tmp) / "two.db", n, timeout),
         )
     for r in rows:
         r.scenario = "sqlite"

@@ -103,9 +103,7 @@ async def _faststream_rabbit(n: int, timeout: float) -> list[Row]:
         count = _Count(n)
         consumer = RabbitBroker(amqp_url(), logger=None, default_channel=Channel(prefetch_count=100))
 
-        @consumer.subscriber(
-            RabbitQueue(queue, durable=True, routing_key="#"), ex, ack_policy=AckPolicy.ACK
-        )
+        @consumer.subscriber(RabbitQueue(queue, durable=True, routing_key="#"), ex, ack_policy=AckPolicy.ACK)
         async def handle(msg: Any) -> None:
             count.hit()
 
@@ -161,8 +159,14 @@ def _kombu(n_sync: int, n: int, timeout: float) -> list[Row]:
         with kombu.Connection(amqp_url()) as conn:
             producer = conn.Producer()
             for i in range(n):
-                producer.publish(body, exchange=ex, routing_key=f"k{i % 100}", delivery_mode=2,
-                                 content_type="application/json", content_encoding="utf-8")
+                producer.publish(
+                    body,
+                    exchange=ex,
+                    routing_key=f"k{i % 100}",
+                    delivery_mode=2,
+                    content_type="application/json",
+                    content_encoding="utf-8",
+                )
             state = {"got": 0, "first": 0.0, "last": 0.0}
 
             def on_message(data: Any, message: Any) -> None:

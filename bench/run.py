@@ -45,20 +45,75 @@ def broker_targets(backend: str, rows: list[Row]) -> list[Target]:
     mine_consume = find(rows, backend, "pubsubkit", "consume ack-after")
     targets: list[Target] = []
     if backend == "kafka":
-        targets.append(Target("kafka: emit vs raw confirmed", mine_emit, find(rows, "kafka", "raw", "emit idempotent acks=all"), 0.8))
-        targets.append(Target("kafka: consume vs raw", mine_consume, find(rows, "kafka", "raw", "consume commit per batch"), 0.8))
-        targets.append(Target("kafka: emit vs FastStream", mine_emit, find(rows, "kafka", "faststream", "emit idempotent acks=all"), 5))
-        targets.append(Target("kafka: consume vs FastStream", mine_consume, find(rows, "kafka", "faststream", "consume ack-after"), 5))
+        targets.append(
+            Target(
+                "kafka: emit vs raw confirmed", mine_emit, find(rows, "kafka", "raw", "emit idempotent acks=all"), 0.8
+            )
+        )
+        targets.append(
+            Target("kafka: consume vs raw", mine_consume, find(rows, "kafka", "raw", "consume commit per batch"), 0.8)
+        )
+        targets.append(
+            Target(
+                "kafka: emit vs FastStream", mine_emit, find(rows, "kafka", "faststream", "emit idempotent acks=all"), 5
+            )
+        )
+        targets.append(
+            Target(
+                "kafka: consume vs FastStream", mine_consume, find(rows, "kafka", "faststream", "consume ack-after"), 5
+            )
+        )
     elif backend == "rabbitmq":
-        targets.append(Target("rabbitmq: emit vs raw unconfirmed", mine_emit, find(rows, backend, "raw", "emit persistent unconfirmed"), 0.5))
-        targets.append(Target("rabbitmq: consume vs raw", mine_consume, find(rows, backend, "raw", "consume manual ack prefetch 100"), 0.8))
-        targets.append(Target("rabbitmq: emit vs FastStream", mine_emit, find(rows, backend, "faststream", "emit persistent 100 confirms"), 5))
-        targets.append(Target("rabbitmq: consume vs FastStream", mine_consume, find(rows, backend, "faststream", "consume ack-after prefetch 100"), 5))
-        targets.append(Target("rabbitmq: emit vs Kombu", mine_emit, find(rows, backend, "kombu", "emit persistent confirm sync"), 5))
-        targets.append(Target("rabbitmq: consume vs Kombu", mine_consume, find(rows, backend, "kombu", "consume ack-after prefetch 100"), 5))
+        targets.append(
+            Target(
+                "rabbitmq: emit vs raw unconfirmed",
+                mine_emit,
+                find(rows, backend, "raw", "emit persistent unconfirmed"),
+                0.5,
+            )
+        )
+        targets.append(
+            Target(
+                "rabbitmq: consume vs raw",
+                mine_consume,
+                find(rows, backend, "raw", "consume manual ack prefetch 100"),
+                0.8,
+            )
+        )
+        targets.append(
+            Target(
+                "rabbitmq: emit vs FastStream",
+                mine_emit,
+                find(rows, backend, "faststream", "emit persistent 100 confirms"),
+                5,
+            )
+        )
+        targets.append(
+            Target(
+                "rabbitmq: consume vs FastStream",
+                mine_consume,
+                find(rows, backend, "faststream", "consume ack-after prefetch 100"),
+                5,
+            )
+        )
+        targets.append(
+            Target(
+                "rabbitmq: emit vs Kombu", mine_emit, find(rows, backend, "kombu", "emit persistent confirm sync"), 5
+            )
+        )
+        targets.append(
+            Target(
+                "rabbitmq: consume vs Kombu",
+                mine_consume,
+                find(rows, backend, "kombu", "consume ack-after prefetch 100"),
+                5,
+            )
+        )
     elif backend == "sqs":
         targets.append(Target("sqs: emit vs raw batch send", mine_emit, find(rows, "sqs", "raw", "emit batch 10"), 0.8))
-        targets.append(Target("sqs: consume vs raw", mine_consume, find(rows, "sqs", "raw", "consume receive+delete batch"), 0.8))
+        targets.append(
+            Target("sqs: consume vs raw", mine_consume, find(rows, "sqs", "raw", "consume receive+delete batch"), 0.8)
+        )
     return targets
 
 
@@ -99,7 +154,7 @@ def scenario(name: str, quick: bool) -> tuple[list[Row], list[Target]]:
     table: dict[str, Callable[[], tuple[list[Row], list[Target]]]] = {
         "codec": lambda: local.codec(20000 if quick else 200000),
         "sqlite": lambda: local.sqlite(SIZES["sqlite"][quick], 120.0),
-        "http": service("http"),
+        "http": service("http_throughput"),
         "latency": service("latency"),
         "rss": service("rss"),
     }
