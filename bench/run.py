@@ -165,11 +165,16 @@ def scenario(name: str, quick: bool) -> tuple[list[Row], list[Target]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
-    parser.add_argument("scenario", choices=("all", *SCENARIOS))
+    parser.add_argument("scenario", choices=("all", *SCENARIOS, "report"), help="report: only redo the docs")
     parser.add_argument("--quick", action="store_true", help="small sizes, for trying things out")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--no-docs", action="store_true", help="with all: do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if args.scenario == "report":
+        from bench import report
+
+        report.regenerate(args.out)
+        return 0
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)
     started = time.monotonic()
     for name in names:
