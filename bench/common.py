@@ -203,12 +203,19 @@ def skip_row(scenario: str, backend: str, client: str, case: str, reason: str) -
 
 
 def guarded(scenario: str, backend: str, client: str, case: str, fn: Callable[[], Row | list[Row]]) -> list[Row]:
-    """Run one measurement; an error becomes a skipped row with the reason, so the other figures survive."""
-    try:
-        got = fn()
-    except Exception as exc:
-        return [skip_row(scenario, backend, client, case, f"failed: {type(exc).__name__}: {exc}"[:300])]
-    return got if isinstance(got, list) else [got]
+    """Run one measurement, once more if it fails (the servers are shared); a second error becomes a skipped
+    row with the reason, so the other figures survive."""
+    for attempt in (1, 2):
+        try:
+            got = fn()
+        except Exception as exc:
+            if attempt == 1:
+                progress(f"  {backend:8} {client:10} failed ({type(exc).__name__}: {exc}), trying once more")
+                time.sleep(2)
+                continue
+            return [skip_row(scenario, backend, client, case, f"failed: {type(exc).__name__}: {exc}"[:300])]
+        return got if isinstance(got, list) else [got]
+    raise AssertionError("unreachable")
 
 
 def find(rows: Iterable[Row], backend: str, client: str, case: str) -> float | None:
