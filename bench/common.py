@@ -103,6 +103,25 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
+def wait_server(backend: str, timeout: float = 60.0) -> bool:
+    """Wait until a broker's test server accepts connections (they are shared, and now and then restarted)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    address = {"kafka": f"tcp://{kafka_bootstrap()}", "rabbitmq": amqp_url(), "sqs": aws_endpoint()}[backend]
+    parts = urlsplit(address)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), timeout=2).close()
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(1)
+            continue
+        return True
+
+
 BROKER_URLS: dict[str, Callable[[str], str]] = {"kafka": kafka_url, "rabbitmq": rabbitmq_url, "sqs": sqs_url}
 
 
@@ -168,7 +187,7 @@ class Target:
     def ratio(self) -> float | None:
         if self.value is None or self.reference in (None, 0):
             return None
-        return self.value / self.reference  # type: ignore[operator]
+        return self.value / self.reference
 
     @property
     def met(self) -> bool | None:
@@ -211,7 +230,7 @@ def guarded(scenario: str, backend: str, client: str, case: str, fn: Callable[[]
         except Exception as exc:
             if attempt == 1:
                 progress(f"  {backend:8} {client:10} failed ({type(exc).__name__}: {exc}), trying once more")
-                time.sleep(2)
+                time.sleep(10)
                 continue
             return [skip_row(scenario, backend, client, case, f"failed: {type(exc).__name__}: {exc}"[:300])]
         return got if isinstance(got, list) else [got]

@@ -29,6 +29,7 @@ from bench.common import (
     rows_table,
     run_name,
     targets_table,
+    wait_server,
     write_json,
 )
 
@@ -124,6 +125,8 @@ def broker(backend: str, quick: bool) -> tuple[list[Row], list[Target]]:
 
     n = SIZES[backend][quick]
     timeout = 120.0
+    if not wait_server(backend):
+        progress(f"{backend}: the test server does not answer (scripts/servers up)")
     url = BROKER_URLS[backend](run_name("psk"))
     reason = installed_scheme(url)
     progress(f"{backend}: pubsubkit, {n} messages ({url.split('?')[0]})")
