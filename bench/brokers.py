@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pubsubkit
@@ -82,10 +83,9 @@ class Counter:
         return self.count, max(1e-9, self.last - start)
 
 
-def pubsubkit_roundtrip(url: str, n: int, timeout: float) -> list[Row]:
+def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float) -> list[Row]:
     """Join a fresh group, emit ``n`` events, then consume them with ack-after-handler; rows for both."""
     broker = pubsubkit.open_broker(url)
-    backend = url.split(":", 1)[0]
     rows: list[Row] = []
     try:
         counter = Counter(n)
@@ -118,7 +118,7 @@ def pubsubkit_rows(backend: str, url: str | None, reason: str | None, n: int, ti
             skip_row(SCENARIO, backend, "pubsubkit", case, why)
             for case in (f"emit batch {BATCH} confirmed", "consume ack-after", "emit one confirmed")
         ]
-    return guarded(SCENARIO, backend, "pubsubkit", "roundtrip", lambda: pubsubkit_roundtrip(url, n, timeout))
+    return guarded(SCENARIO, backend, "pubsubkit", "roundtrip", lambda: pubsubkit_roundtrip(backend, url, n, timeout))
 
 
 # --- raw confluent-kafka ---------------------------------------------------------------------------------------
@@ -270,8 +270,8 @@ def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
 # --- raw boto3 SQS ---------------------------------------------------------------------------------------------
 
 
-def sqs_raw(n: int, timeout: float, rounds_of: int = 200) -> list[Row]:
-    """boto3: batch send (10 a call) and receive (10 a call) + batch delete, interleaved by rounds.
+def sqs_raw(n: int, timeout: float, threads: int = 1, rounds_of: int = 200) -> list[Row]:
+    """boto3: batch send (10 a call) and receive (10 a call) + batch delete, from ``threads`` threads at once.
 
     The emulator slows as a queue fills, so messages are sent and received in rounds of ``rounds_of``.
     """
@@ -280,43 +280,52 @@ def sqs_raw(n: int, timeout: float, rounds_of: int = 200) -> list[Row]:
     from bench.common import aws_endpoint, aws_env
 
     aws_env()
-    sqs = boto3.client("sqs", endpoint_url=aws_endpoint(), region_name="us-east-1")
+    sqs = boto3.client("sqs", endpoint_url=aws_endpoint(), region_name="us-east-1")  # boto3 clients are thread-safe
     url = sqs.create_queue(QueueName=run_name("raw"))["QueueUrl"]
     body = payload().decode()
     sent_s = recv_s = 0.0
     sent = got = 0
+    lock = threading.Lock()
     deadline = time.monotonic() + timeout
-    try:
-        while sent < n and time.monotonic() < deadline:
-            size = min(rounds_of, n - sent)
-            start = time.perf_counter()
-            for j in range(0, size, 10):
-                entries = [
-                    {"Id": str(k), "MessageBody": body, "MessageAttributes": _attrs(sent + j + k)}
-                    for k in range(min(10, size - j))
-                ]
-                out = sqs.send_message_batch(QueueUrl=url, Entries=entries)
-                if out.get("Failed"):
-                    raise RuntimeError(f"send failed: {out['Failed'][0]}")
-            sent_s += time.perf_counter() - start
-            sent += size
-            start = time.perf_counter()
-            while got < sent and time.monotonic() < deadline:
-                msgs = sqs.receive_message(
-                    QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
-                ).get("Messages", [])
-                if msgs:
-                    sqs.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[{"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(msgs)],
-                    )
+
+    def send(first: int, count: int) -> None:
+        entries = [{"Id": str(k), "MessageBody": body, "MessageAttributes": _attrs(first + k)} for k in range(count)]
+        out = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        if out.get("Failed"):
+            raise RuntimeError(f"send failed: {out['Failed'][0]}")
+
+    def receive(until: int) -> None:
+        nonlocal got
+        while got < until and time.monotonic() < deadline:
+            msgs = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            if msgs:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(k), "ReceiptHandle": m["ReceiptHandle"]} for k, m in enumerate(msgs)],
+                )
+                with lock:
                     got += len(msgs)
-            recv_s += time.perf_counter() - start
-    finally:
-        sqs.delete_queue(QueueUrl=url)
+
+    with ThreadPoolExecutor(threads) as pool:
+        try:
+            while sent < n and time.monotonic() < deadline:
+                size = min(rounds_of, n - sent)
+                start = time.perf_counter()
+                calls = [(sent + j, min(10, size - j)) for j in range(0, size, 10)]
+                list(pool.map(lambda call: send(*call), calls))
+                sent_s += time.perf_counter() - start
+                sent += size
+                start = time.perf_counter()
+                list(pool.map(receive, [sent] * threads))
+                recv_s += time.perf_counter() - start
+        finally:
+            sqs.delete_queue(QueueUrl=url)
+    how = "" if threads == 1 else f", {threads} threads"
     return [
-        rate_row(SCENARIO, "sqs", "raw", "emit batch 10", sent, sent_s),
-        rate_row(SCENARIO, "sqs", "raw", "consume receive+delete batch", got, recv_s),
+        rate_row(SCENARIO, "sqs", "raw", f"emit batch 10{how}", sent, sent_s),
+        rate_row(SCENARIO, "sqs", "raw", f"consume receive+delete batch{how}", got, recv_s),
     ]
 
 
@@ -330,7 +339,7 @@ def _attrs(i: int) -> dict[str, Any]:
 RAW: dict[str, Callable[[int, float], list[Row]]] = {
     "kafka": kafka_raw,
     "rabbitmq": lambda n, timeout: rabbit_raw(max(200, n // 10), n, timeout),
-    "sqs": sqs_raw,
+    "sqs": lambda n, timeout: sqs_raw(n, timeout) + sqs_raw(n, timeout, threads=4),
 }
 
 

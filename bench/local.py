@@ -103,7 +103,7 @@ def sqlite(n: int, timeout: float) -> tuple[list[Row], list[Target]]:
             "sqlite",
             "pubsubkit",
             "1 process",
-            lambda: pubsubkit_roundtrip(sqlite_url(Path(tmp) / "one.db"), n, timeout),
+            lambda: pubsubkit_roundtrip("sqlite", sqlite_url(Path(tmp) / "one.db"), n, timeout),
         )
         progress(f"sqlite: two processes, {n} events")
         rows += guarded(
