@@ -124,6 +124,17 @@ def pubsubkit_rows(backend: str, url: str | None, reason: str | None, n: int, ti
 # --- raw confluent-kafka ---------------------------------------------------------------------------------------
 
 
+def kafka_delete_topic(topic: str) -> None:
+    """Free the test broker's memory: it keeps every topic until it restarts."""
+    from confluent_kafka.admin import AdminClient
+
+    from bench.common import kafka_bootstrap
+
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap()})
+    for fut in admin.delete_topics([topic]).values():
+        fut.result(10)
+
+
 def kafka_create_topic(topic: str, partitions: int = 4) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -192,6 +203,7 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
         consumer.commit(asynchronous=False)
         last = time.perf_counter()
     consumer.close()
+    kafka_delete_topic(topic)
     rows.append(rate_row(SCENARIO, "kafka", "raw", "consume commit per batch", got, max(1e-9, last - first)))
     return rows
 
@@ -199,10 +211,14 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
 # --- raw pika --------------------------------------------------------------------------------------------------
 
 
+#: pubsubkit's RabbitMQ groups use quorum queues by default: the raw client and the peers use them too.
+QUEUE_ARGS = {"x-queue-type": "quorum"}
+
+
 def rabbit_declare(channel: Any, exchange: str, queue: str) -> None:
-    """A durable topic exchange and a durable queue bound to every routing key."""
+    """A durable topic exchange and a durable quorum queue bound to every routing key."""
     channel.exchange_declare(exchange, exchange_type="topic", durable=True)
-    channel.queue_declare(queue, durable=True)
+    channel.queue_declare(queue, durable=True, arguments=QUEUE_ARGS)
     channel.queue_bind(queue, exchange, routing_key="#")
 
 
@@ -233,7 +249,9 @@ def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
         start = time.perf_counter()
         for i in range(n):
             plain.basic_publish(exchange, f"k{i % 100}", body, props)
-        plain.queue_declare(queue, passive=True)  # one round trip: everything before it reached the server
+        plain.queue_declare(
+            queue, durable=True, arguments=QUEUE_ARGS
+        )  # one round trip: everything before it reached the server
         rows.append(
             rate_row(SCENARIO, "rabbitmq", "raw", "emit persistent unconfirmed", n, time.perf_counter() - start)
         )

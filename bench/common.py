@@ -87,9 +87,9 @@ def kafka_url(topic: str) -> str:
 
 
 def rabbitmq_url(exchange: str) -> str:
-    """The pubsubkit URL of a RabbitMQ exchange."""
+    """The pubsubkit URL of a RabbitMQ exchange (its groups' queues go a minute after their last consumer)."""
     amqp = amqp_url()
-    return f"{amqp}{'&' if '?' in amqp else '?'}exchange={exchange}"
+    return f"{amqp}{'&' if '?' in amqp else '?'}exchange={exchange}&queue_expires=60"
 
 
 def sqs_url(prefix: str) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench.brokers import SCENARIO, kafka_create_topic, rabbit_declare
+from bench.brokers import QUEUE_ARGS, SCENARIO, kafka_create_topic, kafka_delete_topic, rabbit_declare
 from bench.common import Row, amqp_url, guarded, kafka_bootstrap, payload, progress, rate_row, run_name
 
 IN_FLIGHT = 100
@@ -77,6 +77,7 @@ async def _faststream_kafka(n: int, timeout: float) -> list[Row]:
     async with consumer:
         await consumer.start()
         await asyncio.wait_for(count.done.wait(), timeout)
+    kafka_delete_topic(topic)
     rows.append(count.row("kafka", "faststream", "consume ack-after"))
     return rows
 
@@ -84,7 +85,7 @@ async def _faststream_kafka(n: int, timeout: float) -> list[Row]:
 async def _faststream_rabbit(n: int, timeout: float) -> list[Row]:
     import pika
     from faststream import AckPolicy
-    from faststream.rabbit import Channel, ExchangeType, RabbitBroker, RabbitExchange, RabbitQueue
+    from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 
     exchange, queue = run_name("fs"), run_name("fsq")
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url()))
@@ -103,7 +104,9 @@ async def _faststream_rabbit(n: int, timeout: float) -> list[Row]:
         count = _Count(n)
         consumer = RabbitBroker(amqp_url(), logger=None, default_channel=Channel(prefetch_count=100))
 
-        @consumer.subscriber(RabbitQueue(queue, durable=True, routing_key="#"), ex, ack_policy=AckPolicy.ACK)
+        @consumer.subscriber(
+            RabbitQueue(queue, QueueType.QUORUM, durable=True, routing_key="#"), ex, ack_policy=AckPolicy.ACK
+        )
         async def handle(msg: Any) -> None:
             count.hit()
 
@@ -135,7 +138,7 @@ def _kombu(n_sync: int, n: int, timeout: float) -> list[Row]:
     rabbit_declare(pconn.channel(), exchange, queue)
     body = payload()
     ex = kombu.Exchange(exchange, type="topic", durable=True)
-    q = kombu.Queue(queue, ex, routing_key="#", durable=True)
+    q = kombu.Queue(queue, ex, routing_key="#", durable=True, queue_arguments=QUEUE_ARGS)
     rows: list[Row] = []
     try:
         with kombu.Connection(amqp_url(), transport_options={"confirm_publish": True}) as conn:
