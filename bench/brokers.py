@@ -99,6 +99,8 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float) -> list[
         counter.open()
         counter.done.wait(timeout)
         listener.close()
+        if counter.count < n:
+            raise TimeoutError(f"consumed {counter.count} of {n} in {timeout:.0f} s")
         got, secs = counter.rate_seconds()
         rows.append(rate_row(SCENARIO, backend, "pubsubkit", "consume ack-after", got, secs, received=counter.count))
         one = max(50, n // 20)
@@ -204,6 +206,8 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
         last = time.perf_counter()
     consumer.close()
     kafka_delete_topic(topic)
+    if got < n:
+        raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s (was the server restarted?)")
     rows.append(rate_row(SCENARIO, "kafka", "raw", "consume commit per batch", got, max(1e-9, last - first)))
     return rows
 
@@ -273,6 +277,8 @@ def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
         consumer.start_consuming()
         conn.remove_timeout(timer)
         got = int(state["got"])
+        if got < n:
+            raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s")
         rows.append(
             rate_row(
                 SCENARIO, "rabbitmq", "raw", "consume manual ack prefetch 100", got, state["last"] - state["first"]
@@ -340,6 +346,8 @@ def sqs_raw(n: int, timeout: float, threads: int = 1, rounds_of: int = 200) -> l
                 recv_s += time.perf_counter() - start
         finally:
             sqs.delete_queue(QueueUrl=url)
+    if got < n:
+        raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s")
     how = "" if threads == 1 else f", {threads} threads"
     return [
         rate_row(SCENARIO, "sqs", "raw", f"emit batch 10{how}", sent, sent_s),

@@ -187,6 +187,8 @@ def _kombu(n_sync: int, n: int, timeout: float) -> list[Row]:
                         conn.drain_events(timeout=1)
                     except TimeoutError:
                         continue
+            if state["got"] < n:
+                raise TimeoutError(f"consumed {state['got']} of {n} in {timeout:.0f} s")
             got = int(state["got"]) - 1
             rows.append(
                 rate_row(

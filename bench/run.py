@@ -79,7 +79,7 @@ def broker(backend: str, quick: bool) -> tuple[list[Row], list[Target]]:
     from bench.peers import faststream_rows, kombu_rows
 
     n = SIZES[backend][quick]
-    timeout = 120.0
+    timeout = 90.0
     if not wait_server(backend):
         progress(f"{backend}: the test server does not answer (scripts/servers up)")
     url = BROKER_URLS[backend](run_name("psk"))

@@ -71,20 +71,22 @@ class Service:
             time.sleep(0.1)
         raise TimeoutError(f"{self.service} not ready after {timeout} s: {self.err.read_text()[-1500:]}")
 
-    def rss_mb(self) -> tuple[float, float, float]:
-        """(current RSS of master + workers, their peak RSS added up, the largest process's peak), in MB."""
+    def rss_mb(self) -> tuple[float, float, float, float]:
+        """(current RSS of master + workers, their peak RSS added up, the largest process's peak, their current
+        PSS: shared pages counted once), in MB."""
         import psutil
 
         procs = [psutil.Process(self.popen.pid)]
         procs += procs[0].children(recursive=True)
-        now = peak = biggest = 0.0
+        now = peak = biggest = pss = 0.0
         for p in procs:
             with contextlib.suppress(psutil.Error):
                 now += p.memory_info().rss / 2**20
+                pss += getattr(p.memory_full_info(), "pss", 0) / 2**20
                 hwm = _vm_hwm_mb(p.pid) or p.memory_info().rss / 2**20
                 peak += hwm
                 biggest = max(biggest, hwm)
-        return now, peak, biggest
+        return now, peak, biggest, pss
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -249,9 +251,10 @@ def rss(quick: bool) -> tuple[list[Row], list[Target]]:
         loaded = {s.service: s.rss_mb() for s in (events, booking)}
     targets = []
     for name in ("event-service", "booking-service"):
-        now, _, _ = idle[name]
-        _, peak, peak_biggest = loaded[name]
+        now, _, _, pss = idle[name]
+        _, peak, peak_biggest, _ = loaded[name]
         rows.append(Row("rss", name, "gunicorn", "idle (master + worker)", now, "MB"))
+        rows.append(Row("rss", name, "gunicorn", "idle PSS (master + worker, shared pages once)", pss, "MB"))
         rows.append(Row("rss", name, "gunicorn", "peak after load (master + worker)", peak, "MB"))
         rows.append(Row("rss", name, "gunicorn", "peak after load (worker alone)", peak_biggest, "MB"))
         targets.append(Target(f"{name} RSS idle, master + worker (MB)", now, RSS_TARGET_MB, 1.0, "<="))
