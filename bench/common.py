@@ -125,18 +125,6 @@ def wait_server(backend: str, timeout: float = 60.0) -> bool:
 BROKER_URLS: dict[str, Callable[[str], str]] = {"kafka": kafka_url, "rabbitmq": rabbitmq_url, "sqs": sqs_url}
 
 
-def open_or_skip(url: str) -> tuple[pubsubkit.Broker | None, str | None]:
-    """Open a broker; ``(None, reason)`` when its plugin is not installed (never a made-up figure)."""
-    try:
-        return pubsubkit.open_broker(url), None
-    except pubsubkit.UnknownSchemeError as exc:
-        return None, f"skipped: plugin not installed ({exc})"
-    except pubsubkit.ConfigError as exc:
-        if "install" in str(exc).lower() or "scheme" in str(exc).lower():
-            return None, f"skipped: plugin not installed ({exc})"
-        raise
-
-
 def installed_scheme(url: str) -> str | None:
     """``None`` when pubsubkit can open ``url``'s scheme, else the skip reason."""
     from pubsubkit.api import default_plugin_manager
@@ -198,13 +186,6 @@ class Target:
 
     def as_dict(self) -> dict[str, Any]:
         return {**attrs.asdict(self), "ratio": self.ratio, "met": self.met}
-
-
-def timed(fn: Callable[[], int]) -> tuple[int, float]:
-    """Run ``fn`` (which returns how many items it did) and return ``(count, seconds)``."""
-    start = time.perf_counter()
-    n = fn()
-    return n, time.perf_counter() - start
 
 
 def rate_row(scenario: str, backend: str, client: str, case: str, n: int, seconds: float, **extra: Any) -> Row:

@@ -121,6 +121,18 @@ def scenario(name: str, quick: bool) -> tuple[list[Row], list[Target]]:
     return table[name]()
 
 
+#: Modules of the ``bench`` dependency group.
+NEEDED = ("matplotlib", "psutil", "confluent_kafka", "pika", "boto3", "faststream", "kombu")
+INSTALL = ".venv/bin/uv pip install --python .venv/bin/python --group bench"
+
+
+def missing() -> list[str]:
+    """The modules of the ``bench`` dependency group that cannot be imported."""
+    import importlib.util
+
+    return [m for m in NEEDED if importlib.util.find_spec(m) is None]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("scenario", choices=("all", *SCENARIOS, "report"), help="report: only redo the docs")
@@ -128,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--no-docs", action="store_true", help="with all: do not rewrite docs/benchmarks.md")
     args = parser.parse_args(argv)
+    if absent := missing():
+        print(f"bench: missing {', '.join(absent)}: install the bench group first:\n  {INSTALL}", file=sys.stderr)
+        return 2
     if args.scenario == "report":
         from bench import report
 
