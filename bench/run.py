@@ -37,7 +37,7 @@ BROKERS = ("kafka", "rabbitmq", "sqs")
 SCENARIOS = ("codec", "sqlite", *BROKERS, "http", "latency", "rss")
 
 #: Messages per broker measurement: (full, quick).
-SIZES = {"kafka": (20000, 2000), "rabbitmq": (10000, 1000), "sqs": (1000, 200), "sqlite": (10000, 1000)}
+SIZES = {"kafka": (20000, 2000), "rabbitmq": (10000, 1000), "sqs": (600, 200), "sqlite": (10000, 1000)}
 
 
 def best(rows: list[Row], backend: str, client: str, prefix: str, without: str = "unconfirmed") -> float | None:

@@ -290,10 +290,11 @@ def created_latency(events: Service, booking: Service, n: int) -> tuple[list[flo
     lock = threading.Lock()
     got: list[float] = []
     done = threading.Event()
+    done_at = [0.0]
 
     def poll() -> None:
         conn = http.client.HTTPConnection(booking.base.removeprefix("http://"), timeout=10)
-        while not (done.is_set() and not pending):
+        while not (done.is_set() and (not pending or time.monotonic() > done_at[0] + 30)):
             with lock:
                 todo = list(pending.items())
             for event_id, sent in todo:
@@ -318,6 +319,7 @@ def created_latency(events: Service, booking: Service, n: int) -> tuple[list[flo
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     achieved = paced(n, send)
+    done_at[0] = time.monotonic()
     done.set()
     poller.join(60)
     conn.close()
@@ -423,7 +425,8 @@ def latency(quick: bool) -> tuple[list[Row], list[Target]]:
     rows, targets = latency_rows("sqlite", None, n)
     for backend, url in BROKER_URLS.items():
         try:
-            r, t = latency_rows(backend, url(run_name("lat")), n)
+            # The SQS emulator handles fewer than 100 messages a second here: a short run says as much.
+            r, t = latency_rows(backend, url(run_name("lat")), n if backend != "sqs" else min(n, 300))
         except Exception as exc:
             r = [skip_row("latency", backend, "myevents", "both", f"failed: {type(exc).__name__}: {exc}"[:300])]
             t = _latency_target(backend, None)
