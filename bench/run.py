@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         progress(f"== {name}{' (quick)' if args.quick else ''}")
         t0 = time.monotonic()
-        rows, targets = scenario(name, args.quick)
+        try:
+            rows, targets = scenario(name, args.quick)
+        except Exception as exc:  # one broken scenario must not cost the others' figures
+            traceback.print_exc()
+            rows, targets = [Row(name, "-", "-", "all", skipped=f"failed: {type(exc).__name__}: {exc}"[:300])], []
         path = write_json(args.out, name, rows, targets, args.quick)
         print(f"\n## {name} ({time.monotonic() - t0:.0f} s)\n\n{rows_table(rows)}\n")
         if targets:

@@ -8,9 +8,11 @@ Python threads on keep-alive ``http.client`` connections, on the same two cores 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +30,9 @@ import pubsubkit
 from bench.common import BROKER_URLS, Row, Target, installed_scheme, progress, run_name, skip_row, sqlite_url
 from myevents import contracts
 
+#: The services sign and check bearer tokens with this secret; the load generator makes its own tokens with it.
+SECRET = secrets.token_urlsafe(48)
+ISSUER = "myevents-bench"
 RSS_TARGET_MB = 80.0
 LATENCY_TARGET_MS = 25.0
 RATE = 100.0  # events per second of the latency runs
@@ -110,8 +115,20 @@ def _vm_hwm_mb(pid: int) -> float | None:
     return None
 
 
+def token(role: str, subject: str) -> str:
+    """A bearer token the services accept, for ``subject`` in ``role`` (``organizer`` or ``user``)."""
+    from myevents import auth
+
+    return auth.issue(auth.AuthSettings(SECRET.encode(), ISSUER), role, subject, 3600)  # type: ignore[arg-type]
+
+
+@functools.cache
+def organizer() -> str:
+    return token("organizer", "bench")
+
+
 def call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One request on a fresh connection."""
+    """One request on a fresh connection, as an organizer."""
     conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
     try:
         return request(conn, method, path, body)
@@ -119,10 +136,14 @@ def call(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]
         conn.close()
 
 
-def request(conn: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One request on a kept-alive connection; (status, parsed JSON body)."""
+def request(
+    conn: http.client.HTTPConnection, method: str, path: str, body: Any = None, bearer: str | None = None
+) -> tuple[int, Any]:
+    """One request on a kept-alive connection (as an organizer unless ``bearer`` is given); (status, JSON body)."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if data is not None else {}
+    headers = {"Authorization": f"Bearer {bearer or organizer()}"}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     conn.request(method, path, body=data, headers=headers)
     resp = conn.getresponse()
     raw = resp.read()
@@ -135,7 +156,12 @@ def services(broker_url: str | None = None) -> Iterator[tuple[Service, Service, 
     tmp = Path(tempfile.mkdtemp(prefix="bench-myevents-"))
     data = tmp / "data"
     data.mkdir()
-    env = {"MYEVENTS_DATA_DIR": str(data), "MYEVENTS_BROKER_URL": broker_url or sqlite_url(data / "bus.db")}
+    env = {
+        "MYEVENTS_DATA_DIR": str(data),
+        "MYEVENTS_BROKER_URL": broker_url or sqlite_url(data / "bus.db"),
+        "MYEVENTS_JWT_SECRET": SECRET,
+        "MYEVENTS_JWT_ISSUER": ISSUER,
+    }
     env.update({k: os.environ.get(k, "test") for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
     started: list[Service] = []
     try:
@@ -173,7 +199,7 @@ def new_event(events: Service, booking: Service, capacity: int = 1_000_000) -> s
 
 def load(base: str, method: str, path: Any, seconds: float, threads: int = 8) -> tuple[int, int, float]:
     """``threads`` keep-alive clients hammering ``path`` (a str, or a function of a counter giving
-    ``(path, body)``) for ``seconds``; (requests answered 2xx, other answers, seconds)."""
+    ``(path, body, bearer token)``) for ``seconds``; (requests answered 2xx, other answers, seconds)."""
     stop = time.monotonic() + seconds
     ok = [0] * threads
     bad = [0] * threads
@@ -182,8 +208,8 @@ def load(base: str, method: str, path: Any, seconds: float, threads: int = 8) ->
         conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
         i = k
         while time.monotonic() < stop:
-            p, body = path(i) if callable(path) else (path, None)
-            status, _ = request(conn, method, p, body)
+            p, body, bearer = path(i) if callable(path) else (path, None, None)
+            status, _ = request(conn, method, p, body, bearer)
             if 200 <= status < 300:
                 ok[k] += 1
             else:
@@ -210,11 +236,12 @@ def http_rows(events: Service, booking: Service, seconds: float) -> list[Row]:
     progress(f"http: GET /events for {seconds:.0f} s (20 events listed)")
     ok, bad, secs = load(events.base, "GET", "/events", seconds)
     rows.append(_req_row("events", "GET /events", ok, bad, secs))
+    users = [token("user", f"user{i}") for i in range(100)]
     progress(f"http: POST /events/{{id}}/bookings for {seconds:.0f} s")
     ok, bad, secs = load(
         booking.base,
         "POST",
-        lambda i: (f"/events/{event_id}/bookings", {"seats": 1, "userId": f"user{i % 100}"}),
+        lambda i: (f"/events/{event_id}/bookings", {"seats": 1, "userId": f"user{i % 100}"}, users[i % 100]),
         seconds,
     )
     rows.append(_req_row("booking", "POST /events/{id}/bookings", ok, bad, secs))
@@ -352,8 +379,10 @@ def booked_latency(booking: Service, bus_url: str, event_id: str, n: int) -> tup
     tag = run_name("u")
 
     def send(i: int) -> None:
-        sent[f"{tag}-{i}"] = time.perf_counter()
-        status, body = request(conn, "POST", f"/events/{event_id}/bookings", {"seats": 1, "userId": f"{tag}-{i}"})
+        user = f"{tag}-{i}"
+        bearer = token("user", user)
+        sent[user] = time.perf_counter()
+        status, body = request(conn, "POST", f"/events/{event_id}/bookings", {"seats": 1, "userId": user}, bearer)
         assert status == 201, body
 
     try:
@@ -361,7 +390,8 @@ def booked_latency(booking: Service, bus_url: str, event_id: str, n: int) -> tup
         # listener hears one, so the paced run measures delivery, not the join.
         deadline = time.monotonic() + 60
         while not probed.is_set() and time.monotonic() < deadline:
-            request(conn, "POST", f"/events/{event_id}/bookings", {"seats": 1, "userId": f"probe-{tag}"})
+            probe = f"probe-{tag}"
+            request(conn, "POST", f"/events/{event_id}/bookings", {"seats": 1, "userId": probe}, token("user", probe))
             probed.wait(0.5)
         achieved = paced(n, send)
         done.wait(30)
