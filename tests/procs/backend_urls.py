@@ -40,7 +40,9 @@ def broker_url(kind: str, run: str, data: Path) -> str:
     if kind == "kafka":
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
         require("kafka", bootstrap, 9092)
-        return f"kafka://{bootstrap}?topic={run}&session.timeout.ms=6000&heartbeat.interval.ms=500"
+        # A group prefix of its own per run: a group's dead members from an earlier run never hold up a rebalance.
+        options = f"topic={run}&group_prefix={run}.&session.timeout.ms=6000&heartbeat.interval.ms=500"
+        return f"kafka://{bootstrap}?{options}"
     if kind == "rabbitmq":
         amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
         require("rabbitmq", amqp, 5672)

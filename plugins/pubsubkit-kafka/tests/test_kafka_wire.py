@@ -168,6 +168,9 @@ def test_url_options() -> None:
     assert consumer["session.timeout.ms"] == "6000"
     assert consumer["enable.auto.commit"] is False
     assert "linger.ms" not in consumer
+    assert parse_url("kafka://h:1?group_prefix=staging.", {}).consumer_config("booking", "c1")["group.id"] == (
+        "staging.booking"
+    )
     assert parse_url("kafka://h:1", {"topic": "orders", "dead_letter_topic": "dead"}).dead_letter_topic == "dead"
     for bad in (
         "kafka://h:1?partitons=3",

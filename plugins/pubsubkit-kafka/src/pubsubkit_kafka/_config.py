@@ -116,6 +116,7 @@ class KafkaSettings:
     partitions: int = 3
     replication_factor: int = 1
     commit_interval: float = 0.5
+    group_prefix: str = ""
     librdkafka: Mapping[str, Any] = attrs.field(factory=dict)
 
     def _split(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,7 +156,7 @@ class KafkaSettings:
             **_CONSUMER_DEFAULTS,
             **consumer,
             "bootstrap.servers": self.bootstrap,
-            "group.id": group,
+            "group.id": self.group_prefix + group,
             "client.id": client_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -163,7 +164,7 @@ class KafkaSettings:
         }
 
 
-_OPTIONS = {"topic", "dead_letter_topic", "partitions", "replication_factor", "commit_interval"}
+_OPTIONS = {"topic", "dead_letter_topic", "partitions", "replication_factor", "commit_interval", "group_prefix"}
 
 
 def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
@@ -204,5 +205,6 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
         partitions=_int("partitions", own.get("partitions", 3), 1),
         replication_factor=_int("replication_factor", own.get("replication_factor", 1), 1),
         commit_interval=_float("commit_interval", own.get("commit_interval", 0.5), 0.0),
+        group_prefix=str(own.get("group_prefix", "")),
         librdkafka=librdkafka,
     )
