@@ -9,6 +9,7 @@ documented answers of the protected operations).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -127,3 +128,105 @@ def test_event_service(case: Case[Any], targets: dict[str, Target], caller: str)
 @SETTINGS
 def test_booking_service(case: Case[Any], targets: dict[str, Target], caller: str) -> None:
     _call(case, targets["booking"], caller)
+
+
+DEEP = 10_000
+#: Bodies no parser or decoder may choke on, each with the status it gets.
+HOSTILE_BODIES: dict[str, tuple[bytes, int]] = {
+    "deeply nested arrays": (b"[" * DEEP + b"]" * DEEP, 400),
+    "deeply nested objects": (b'{"a":' * DEEP + b"1" + b"}" * DEEP, 400),
+    "deep nesting in a field": (b'{"Name": ' + b"[" * DEEP + b"]" * DEEP + b"}", 400),
+    "invalid UTF-8": (b'{"Name": "\xc3\x28\xff"}', 400),
+    "a lone surrogate": (b'{"Name": "\\udc00"}', 400),
+    "an overlong encoding": (b'{"Name": "\xc0\xaf"}', 400),
+    "a NUL byte": (b'{"Name": "a\x00b"}', 400),
+    "NaN": (b'{"Seats": NaN, "StartDate": NaN}', 400),
+    "Infinity": (b'{"Seats": Infinity, "StartDate": -Infinity}', 400),
+    "a huge integer": (b'{"Seats": ' + b"9" * 5000 + b', "StartDate": ' + b"9" * 5000 + b"}", 400),
+    "a huge exponent": (b'{"Seats": 1e999999, "StartDate": 1e400}', 400),
+    "an integer past 64 bits": (b'{"Seats": 18446744073709551616, "StartDate": -9223372036854775809}', 422),
+    "a byte order mark": (b'\xef\xbb\xbf{"Name": "x"}', 400),
+    "a body over the limit": (b'{"Name": "' + b"x" * (64 * 1024) + b'"}', 413),
+}
+HOSTILE_TYPES = [
+    "text/plain",
+    "application/xml",
+    "application/x-www-form-urlencoded",
+    "multipart/form-data; boundary=x",
+    "application/jsonx",
+    "json",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def writes(targets: dict[str, Target]) -> list[tuple[Any, str, str]]:
+    """Every operation taking a JSON body, on something that exists: (app, method, path)."""
+    ev, bk = targets["events"], targets["booking"]
+    return [
+        (ev.app, "POST", "/events"),
+        (ev.app, "PATCH", f"/events/{ev.known['/events/{id}']}"),
+        (ev.app, "POST", "/locations"),
+        (ev.app, "PATCH", f"/locations/{ev.known['/locations/{id}']}"),
+        (bk.app, "POST", f"/events/{bk.known['/events/{id}/bookings']}/bookings"),
+    ]
+
+
+def assert_problem(r: testing.Result, status: int) -> None:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json["status"] == status
+    assert {"type", "title", "detail"} <= set(r.json)
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_bodies_get_a_problem_never_a_server_error(writes: list[tuple[Any, str, str]], name: str) -> None:
+    body, status = HOSTILE_BODIES[name]
+    for app, method, path in writes:
+        headers = as_user(USER) if path.endswith("/bookings") else as_organizer()
+        r = testing.TestClient(app).simulate_request(
+            method, path, body=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert_problem(r, status)
+
+
+@pytest.mark.parametrize("content_type", HOSTILE_TYPES)
+def test_other_content_types_get_415(writes: list[tuple[Any, str, str]], content_type: str) -> None:
+    for app, method, path in writes:
+        headers = as_user(USER) if path.endswith("/bookings") else as_organizer()
+        if content_type:
+            headers["Content-Type"] = content_type
+        r = testing.TestClient(app).simulate_request(method, path, body=b'{"Seats": 1}', headers=headers)
+        assert_problem(r, 415)
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1e3", "99999999999999999999999"])
+def test_a_bad_content_length_gets_a_problem(writes: list[tuple[Any, str, str]], length: str) -> None:
+    """Called as a WSGI server would, since the test client refuses to send such a header."""
+    for app, method, path in writes:
+        headers = as_user(USER) if path.endswith("/bookings") else as_organizer()
+        env = testing.create_environ(path, method=method, headers={**headers, "Content-Type": "application/json"})
+        env["CONTENT_LENGTH"] = length
+        env["wsgi.input"] = io.BytesIO(b"{}")
+        status, content_type, body = _wsgi_call(app, env)
+        assert status.startswith("4"), (status, body)
+        assert content_type == "application/problem+json"
+
+
+def _wsgi_call(app: Any, env: dict[str, Any]) -> tuple[str, str, bytes]:
+    """``app``'s status line, Content-Type and body for ``env``."""
+    got: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], *_: Any) -> None:
+        got.append(status)
+        got.extend(v for k, v in headers if k.lower() == "content-type")
+
+    body = b"".join(app(env, start_response))
+    return got[0], got[1], body
+
+
+def test_a_huge_path_gets_a_problem(targets: dict[str, Target]) -> None:
+    for target in targets.values():
+        for path in ("/events/" + "x" * 100_000, "/events/" + "%ff" * 1000, "/events/%00/%00"):
+            r = testing.TestClient(target.app).simulate_get(path, headers=as_organizer())
+            assert_problem(r, 404)
