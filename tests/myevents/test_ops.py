@@ -138,3 +138,23 @@ def test_openapi_declares_the_bearer_scheme_and_the_401_and_403_of_protected_rou
             else:
                 assert op["security"] == [{"bearerAuth": []}], (path, method)
                 assert {"401", "403"} <= set(op["responses"]), (path, method)
+
+
+def test_openapi_request_bodies_are_what_the_decoders_accept(service: Service) -> None:
+    """Each body is a schema of its own with the decoder's limits and no other fields, so that a body the
+    document allows is not refused (the fuzz tests send such bodies)."""
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    schemas = doc["components"]["schemas"]
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if method == "parameters" or "requestBody" not in op:
+                continue
+            ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            body = schemas[ref.rsplit("/", 1)[1]]
+            assert body["additionalProperties"] is False, ref
+            assert "Cancelled" not in body["properties"], ref
+            for prop in body["properties"].values():
+                if prop.get("type") == "integer":
+                    assert {"minimum", "maximum"} <= set(prop), ref
+                if prop.get("type") == "string":
+                    assert "maxLength" in prop, ref

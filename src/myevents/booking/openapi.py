@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from myevents.booking.resources import BookingIn
+from myevents.web.decoding import input_schema
 from myevents.web.openapi import document as build
 from myevents.web.openapi import json_response, op, path_param, ref
 
@@ -20,18 +22,17 @@ _BOOKING = {
         "Cancelled": {"type": "boolean"},
     },
 }
-_BOOKING_IN = {
-    "type": "object",
-    "description": "Field names match case-insensitively; unknown fields are refused.",
-    "required": ["Seats"],
-    "properties": {
-        "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "UserID": {
-            "type": "string",
-            "description": "optional: the user is the token's subject; another user's ID is refused with 403",
-        },
-    },
-}
+
+
+def _booking_in() -> dict[str, Any]:
+    schema = input_schema(BookingIn)
+    schema["description"] = "Field names match case-insensitively; unknown fields are refused."
+    schema["properties"]["UserID"]["description"] = (
+        "optional: the user is the token's subject; another user's ID is refused with 403"
+    )
+    return schema
+
+
 _EVENT = {
     "type": "object",
     "properties": {
@@ -100,5 +101,5 @@ def document() -> dict[str, Any]:
         "MyEvents booking service",
         "Bookings, answered from the service's own copy of events and locations (built from the events it hears).",
         paths,
-        {"Booking": _BOOKING, "BookingRequest": _BOOKING_IN, "Event": _EVENT},
+        {"Booking": _BOOKING, "BookingRequest": _booking_in(), "Event": _EVENT},
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
+from myevents.web.decoding import input_schema
 from myevents.web.openapi import document as build
 from myevents.web.openapi import json_response, op, path_param, ref
 
@@ -48,6 +50,12 @@ _EVENT = {
     },
 }
 _EVENT_ID = [path_param("id", "the event's ID")]
+_CASE = "Field names match case-insensitively; unknown fields are refused."
+
+
+def _request(cls: type[Any], description: str) -> dict[str, Any]:
+    """The schema of a request body: what the decoder of ``cls`` accepts."""
+    return {**input_schema(cls), "description": f"{description} {_CASE}"}
 
 
 def organizer_op(summary: str, responses: dict[str, Any], *codes: int, body: dict[str, Any] | None = None) -> Any:
@@ -64,7 +72,10 @@ def document() -> dict[str, Any]:
         "/events": {
             "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
             "post": organizer_op(
-                "Create an event; emits eventCreated", {"201": json_response("Created", event)}, 409, body=event
+                "Create an event; emits eventCreated",
+                {"201": json_response("Created", event)},
+                409,
+                body=ref("EventRequest"),
             ),
         },
         "/events/{id}": {
@@ -75,7 +86,7 @@ def document() -> dict[str, Any]:
                 {"200": json_response("Changed", event)},
                 404,
                 409,
-                body={"type": "object", "description": "any of Name, StartDate, EndDate, Duration"},
+                body=ref("EventPatch"),
             ),
             "delete": organizer_op(
                 "Cancel the event; emits eventCancelled", {"200": json_response("Cancelled", event)}, 404, 409
@@ -96,7 +107,7 @@ def document() -> dict[str, Any]:
                 "Create a location; emits locationCreated",
                 {"201": json_response("Created", location)},
                 409,
-                body=location,
+                body=ref("LocationRequest"),
             ),
         },
         "/locations/{id}": {
@@ -107,7 +118,7 @@ def document() -> dict[str, Any]:
                 {"200": json_response("Changed", location)},
                 404,
                 409,
-                body={"type": "object", "description": "any of Name, Address, Country, OpenTime, CloseTime, Halls"},
+                body=ref("LocationPatch"),
             ),
             "delete": organizer_op(
                 "Cancel a location without active events; emits locationCancelled",
@@ -121,5 +132,17 @@ def document() -> dict[str, Any]:
         "MyEvents event service",
         "Events and locations. Every change is published as an event (outbox: never lost, never ahead of the data).",
         paths,
-        {"Event": _EVENT, "Location": _LOCATION, "Hall": _HALL},
+        {
+            "Event": _EVENT,
+            "Location": _LOCATION,
+            "Hall": _HALL,
+            "EventRequest": _request(
+                EventIn, "A new event: its Location needs only its ID, EndDate not before StartDate."
+            ),
+            "EventPatch": _request(EventPatch, "Any of Name, StartDate, EndDate, Duration."),
+            "LocationRequest": _request(LocationIn, "A new location."),
+            "LocationPatch": _request(
+                LocationPatch, "Any of Name, Address, Country, OpenTime, CloseTime, Halls (the whole list)."
+            ),
+        },
     )
