@@ -50,6 +50,22 @@ def spec(name: str, check: Check) -> dict[str, Any]:
     return {WIRE_NAME: name, CHECK: check}
 
 
+def _not_blank() -> str:
+    """A pattern matching a string with a character that ``str.strip`` keeps, spelled out: ``\\S`` differs
+    between regex engines (JavaScript's, Python's, a fuzzer's)."""
+    spaces = [c for c in range(0x10000) if chr(c).isspace()]
+    ranges: list[tuple[int, int]] = []
+    for c in spaces:
+        if ranges and ranges[-1][1] == c - 1:
+            ranges[-1] = (ranges[-1][0], c)
+        else:
+            ranges.append((c, c))
+    return "[^" + "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges) + "]"
+
+
+_NOT_BLANK: Final = _not_blank()
+
+
 def _fail(errors: list[FieldError], path: str, reason: str) -> _Bad:
     errors.append({"field": path, "reason": reason})
     return BAD
@@ -78,7 +94,7 @@ class Text:
         if self.pattern is not None:
             out["pattern"] = f"^(?:{self.pattern.pattern})$"
         elif not self.allow_empty:
-            out["pattern"] = r"\S"
+            out["pattern"] = _NOT_BLANK
         return out
 
 
