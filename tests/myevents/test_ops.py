@@ -158,3 +158,15 @@ def test_openapi_request_bodies_are_what_the_decoders_accept(service: Service) -
                     assert {"minimum", "maximum"} <= set(prop), ref
                 if prop.get("type") == "string":
                     assert "maxLength" in prop, ref
+
+
+def test_openapi_declares_the_headers_responses_always_have(service: Service) -> None:
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    wanted = {"201": "Location", "401": "WWW-Authenticate", "503": "Retry-After"}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters" or path == "/ready":  # /ready's 503 is its readiness report
+                continue
+            for code, header in wanted.items():
+                if code in op["responses"]:
+                    assert op["responses"][code]["headers"][header]["required"] is True, (path, method, code)

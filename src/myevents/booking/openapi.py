@@ -6,8 +6,8 @@ from typing import Any
 
 from myevents.booking.resources import BookingIn
 from myevents.web.decoding import input_schema
+from myevents.web.openapi import created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
-from myevents.web.openapi import json_response, op, path_param, ref
 
 __all__ = ["document"]
 
@@ -68,7 +68,7 @@ def document() -> dict[str, Any]:
             "post": op(
                 "Book seats for the token's subject; emits eventBooked. 409 when not enough seats are left or the "
                 "event is cancelled",
-                {"201": json_response("Booked", booking)},
+                {"201": created("Booked", booking)},
                 404,
                 409,
                 body=ref("BookingRequest"),

@@ -6,8 +6,8 @@ from typing import Any
 
 from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
 from myevents.web.decoding import input_schema
+from myevents.web.openapi import created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
-from myevents.web.openapi import json_response, op, path_param, ref
 
 __all__ = ["document"]
 
@@ -73,7 +73,7 @@ def document() -> dict[str, Any]:
             "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
             "post": organizer_op(
                 "Create an event; emits eventCreated",
-                {"201": json_response("Created", event)},
+                {"201": created("Created", event)},
                 409,
                 body=ref("EventRequest"),
             ),
@@ -105,7 +105,7 @@ def document() -> dict[str, Any]:
             "get": op("All locations", {"200": json_response("Locations", {"type": "array", "items": location})}),
             "post": organizer_op(
                 "Create a location; emits locationCreated",
-                {"201": json_response("Created", location)},
+                {"201": created("Created", location)},
                 409,
                 body=ref("LocationRequest"),
             ),

@@ -6,7 +6,7 @@ import http
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "document", "json_body", "json_response", "problems"]
+__all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "created", "document", "json_body", "json_response", "problems"]
 
 Schema = dict[str, Any]
 
@@ -56,6 +56,22 @@ def json_response(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _header(description: str) -> Schema:
+    return {"required": True, "description": description, "schema": {"type": "string"}}
+
+
+#: The headers a problem of a status always has.
+_PROBLEM_HEADERS: dict[int, dict[str, Schema]] = {
+    401: {"WWW-Authenticate": _header('Bearer realm="myevents", with error="invalid_token" for a bad token')},
+    503: {"Retry-After": _header("seconds to wait before trying again")},
+}
+
+
+def created(description: str, schema: Schema) -> Schema:
+    """A 201 response: the resource, and its path in ``Location``."""
+    return {**json_response(description, schema), "headers": {"Location": _header("the path of what was created")}}
+
+
 def json_body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
@@ -67,6 +83,8 @@ def problems(*codes: int) -> dict[str, Schema]:
             "description": http.HTTPStatus(code).phrase,
             "content": {"application/problem+json": {"schema": ref("Problem")}},
         }
+        if code in _PROBLEM_HEADERS:
+            out[str(code)]["headers"] = _PROBLEM_HEADERS[code]
     return out
 
 
