@@ -10,6 +10,8 @@ __all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "created", "document", "json
 
 Schema = dict[str, Any]
 
+MERGE_PATCH = "application/merge-patch+json"
+
 _PROBLEM: Schema = {
     "type": "object",
     "required": ["type", "title", "status", "detail"],
@@ -137,7 +139,18 @@ _READINESS: Schema = {
 }
 
 
+def _with_merge_patch(item: Schema) -> Schema:
+    """A path item whose PATCH body may also be sent as ``application/merge-patch+json`` (what it is)."""
+    patch = item.get("patch")
+    if patch is None or "requestBody" not in patch:
+        return item
+    content = patch["requestBody"]["content"]
+    body = {**patch["requestBody"], "content": {**content, MERGE_PATCH: content["application/json"]}}
+    return {**item, "patch": {**patch, "requestBody": body}}
+
+
 def document(title: str, description: str, paths: Mapping[str, Schema], schemas: Mapping[str, Schema]) -> Schema:
+    paths = {path: _with_merge_patch(item) for path, item in paths.items()}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
