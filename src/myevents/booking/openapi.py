@@ -6,22 +6,24 @@ from typing import Any
 
 from myevents.booking.resources import BookingIn
 from myevents.web.decoding import input_schema
-from myevents.web.openapi import created, json_response, op, path_param, ref
+from myevents.web.openapi import closed, created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
 
 __all__ = ["document"]
 
-_BOOKING = {
-    "type": "object",
-    "properties": {
-        "ID": {"type": "string"},
-        "EventID": {"type": "string"},
-        "UserID": {"type": "string"},
-        "Seats": {"type": "integer"},
-        "Date": {"type": "integer", "description": "Unix seconds"},
-        "Cancelled": {"type": "boolean"},
-    },
-}
+_BOOKING = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "EventID": {"type": "string"},
+            "UserID": {"type": "string"},
+            "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "Date": {"type": "integer", "description": "Unix seconds"},
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
 
 
 def _booking_in() -> dict[str, Any]:
@@ -33,20 +35,22 @@ def _booking_in() -> dict[str, Any]:
     return schema
 
 
-_EVENT = {
-    "type": "object",
-    "properties": {
-        "ID": {"type": "string"},
-        "Name": {"type": "string"},
-        "LocationID": {"type": "string"},
-        "StartDate": {"type": "integer"},
-        "EndDate": {"type": "integer"},
-        "Duration": {"type": "integer"},
-        "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
-        "SeatsLeft": {"type": "integer"},
-        "Cancelled": {"type": "boolean"},
-    },
-}
+_EVENT = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "LocationID": {"type": "string"},
+            "StartDate": {"type": "integer"},
+            "EndDate": {"type": "integer"},
+            "Duration": {"type": "integer"},
+            "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
+            "SeatsLeft": {"type": "integer", "minimum": 0},
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
 
 
 def document() -> dict[str, Any]:

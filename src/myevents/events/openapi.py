@@ -6,49 +6,53 @@ from typing import Any
 
 from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
 from myevents.web.decoding import input_schema
-from myevents.web.openapi import created, json_response, op, path_param, ref
+from myevents.web.openapi import closed, created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
 
 __all__ = ["document"]
 
-_HALL = {
-    "type": "object",
-    "required": ["name", "capacity"],
-    "properties": {
-        "name": {"type": "string"},
-        "location": {"type": "string", "description": "where in the building, e.g. second floor"},
-        "capacity": {"type": "integer", "minimum": 1},
-    },
-}
-_LOCATION = {
-    "type": "object",
-    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
-    "required": ["Name"],
-    "properties": {
-        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
-        "Name": {"type": "string"},
-        "Address": {"type": "string"},
-        "Country": {"type": "string"},
-        "OpenTime": {"type": "integer", "minimum": 0, "maximum": 24},
-        "CloseTime": {"type": "integer", "minimum": 0, "maximum": 24},
-        "Halls": {"type": "array", "items": ref("Hall")},
-        "Cancelled": {"type": "boolean", "readOnly": True},
-    },
-}
-_EVENT = {
-    "type": "object",
-    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
-    "required": ["Name", "StartDate", "EndDate", "Location"],
-    "properties": {
-        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
-        "Name": {"type": "string"},
-        "Duration": {"type": "integer", "description": "minutes"},
-        "StartDate": {"type": "integer", "description": "Unix seconds"},
-        "EndDate": {"type": "integer", "description": "Unix seconds, not before StartDate"},
-        "Location": {"description": "in requests only its ID counts", **ref("Location")},
-        "Cancelled": {"type": "boolean", "readOnly": True},
-    },
-}
+_HALL = closed(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "location": {"type": "string", "description": "where in the building, e.g. second floor"},
+            "capacity": {"type": "integer", "minimum": 1},
+        },
+    }
+)
+_LOCATION = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "Address": {"type": "string"},
+            "Country": {"type": "string"},
+            "OpenTime": {"type": "integer", "minimum": 0, "maximum": 24},
+            "CloseTime": {"type": "integer", "minimum": 0, "maximum": 24},
+            "Halls": {"type": "array", "items": ref("Hall")},
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
+_EVENT = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "Duration": {"type": "integer", "description": "minutes"},
+            "StartDate": {"type": "integer", "description": "Unix seconds"},
+            "EndDate": {"type": "integer", "description": "Unix seconds, not before StartDate"},
+            "Location": {
+                "description": "the event's location, embedded (only its ID should it be gone)",
+                "anyOf": [ref("Location"), closed({"type": "object", "properties": {"ID": {"type": "string"}}})],
+            },
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
 _EVENT_ID = [path_param("id", "the event's ID")]
 _CASE = "Field names match case-insensitively; unknown fields are refused."
 

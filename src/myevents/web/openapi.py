@@ -6,7 +6,17 @@ import http
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "created", "document", "json_body", "json_response", "problems"]
+__all__ = [
+    "AUTH_CODES",
+    "BEARER",
+    "PROBLEM_CODES",
+    "closed",
+    "created",
+    "document",
+    "json_body",
+    "json_response",
+    "problems",
+]
 
 Schema = dict[str, Any]
 
@@ -48,6 +58,11 @@ _BEARER_SCHEME: Schema = {
     "description": "HS256, claims sub (the user id), role (organizer or user), iss, exp; aud when configured. "
     "401 without a valid token, 403 when its role or subject may not do this.",
 }
+
+
+def closed(schema: Schema) -> Schema:
+    """A response object: every property always there, and no other."""
+    return {**schema, "required": list(schema["properties"]), "additionalProperties": False}
 
 
 def ref(name: str) -> Schema:
