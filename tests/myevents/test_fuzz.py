@@ -3,8 +3,13 @@
 Each operation of each document gets generated requests, valid and invalid (schemathesis' positive and
 negative modes), sent in-process to a service on ``memory://`` backends; every response must be no 5xx, a status
 code the document declares for the operation, of the content type and schema it declares, with the headers it
-declares. Callers: an organizer (every operation is allowed), a plain user, and nobody (401 and 403 are the
-documented answers of the protected operations).
+declares; a body the document allows is not refused, one it forbids is not accepted. Callers: an organizer
+(every operation), and for the operations that need a token a plain user and nobody too (401 and 403 are their
+documented answers). Hostile bodies, content types and headers that generation would seldom hit are sent by the
+explicit tests at the end.
+
+The documents are the ones the services serve (``/openapi.json`` returns ``document()``, see test_ops). No
+Hypothesis health check is suppressed: the services are a module fixture, built once.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ SEMANTIC_422 = {
     "PATCH /events/{id}": {("EndDate", "must not be before StartDate")},
 }
 
-#: Stable in CI: the same examples every run.
+#: The same examples every run (derandomize), so CI is stable; no deadline, as the machine's cores are shared.
 SETTINGS = hypothesis.settings(max_examples=30, deadline=None, derandomize=True, database=None)
 
 events_schema = schemathesis.openapi.from_dict(events.openapi.document())
