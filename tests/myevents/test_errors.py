@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 
 import pytest
@@ -109,7 +110,7 @@ def test_422_for_a_body_that_is_not_an_object(writes: list[tuple[testing.TestCli
 
 
 def test_422_for_missing_and_mistyped_event_fields(events_client: testing.TestClient) -> None:
-    doc = assert_problem(events_client.simulate_post("/events", json={"StartDate": -1, "EndDate": 1e3}), 422)
+    doc = assert_problem(events_client.simulate_post("/events", json={"StartDate": -1, "EndDate": 1.5}), 422)
     assert doc["errors"] == [
         {"field": "StartDate", "reason": "must be between 0 and 253402300799"},
         {"field": "EndDate", "reason": "must be an integer"},
@@ -123,6 +124,37 @@ def test_422_for_missing_and_mistyped_event_fields(events_client: testing.TestCl
     assert doc["errors"] == [{"field": "Location.ID", "reason": "must be a string"}]
     doc = assert_problem(events_client.simulate_post("/locations", json={"Name": "x", "ID": "no spaces"}), 422)
     assert doc["errors"] == [{"field": "ID", "reason": "must be letters, digits, _ and -"}]
+
+
+def test_a_number_without_a_fraction_is_an_integer(
+    events_client: testing.TestClient, booking_client: testing.TestClient, event_id: str
+) -> None:
+    """JSON Schema, and so the OpenAPI documents, count 2.0 and 2e3 as integers: so do the services."""
+    r = events_client.simulate_post(
+        "/locations", json={"Name": "x", "OpenTime": 8.0, "Halls": [{"name": "a", "capacity": 2e3}]}
+    )
+    assert r.status_code == 201, r.text
+    assert (r.json["OpenTime"], r.json["Halls"][0]["capacity"]) == (8, 2000)
+    assert isinstance(r.json["OpenTime"], int)
+    r = booking_client.simulate_post(f"/events/{event_id}/bookings", json={"seats": 1.0})
+    assert r.status_code == 201, r.text
+    assert r.json["Seats"] == 1
+    for seats in (1.5, 1e300):
+        doc = assert_problem(booking_client.simulate_post(f"/events/{event_id}/bookings", json={"seats": seats}), 422)
+        assert doc["errors"][0]["field"] == "Seats"
+
+
+def test_the_documents_and_the_decoder_agree_on_blank_text(events_client: testing.TestClient) -> None:
+    """Blank is what str.strip removes (NEL, U+3000 too); the documents spell that out, since \\S is not the same
+    in every regex engine."""
+    doc = events_client.simulate_get("/openapi.json").json
+    pattern = re.compile(doc["components"]["schemas"]["LocationRequest"]["properties"]["Name"]["pattern"])
+    assert "\\S" not in pattern.pattern
+    for name in ("\x85", "\u3000 \t", "\x1f", "a", "\x85a"):
+        r = events_client.simulate_post("/locations", json={"Name": name})
+        assert (r.status_code == 201) == bool(pattern.search(name)), (name, r.text)
+        if r.status_code != 201:
+            assert assert_problem(r, 422)["errors"] == [{"field": "Name", "reason": "must not be empty"}]
 
 
 def test_404_and_405_are_problems_too(events_client: testing.TestClient, booking_client: testing.TestClient) -> None:

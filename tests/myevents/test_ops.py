@@ -161,3 +161,49 @@ def test_openapi_declares_the_bearer_scheme_and_the_401_and_403_of_protected_rou
             else:
                 assert op["security"] == [{"bearerAuth": []}], (path, method)
                 assert {"401", "403"} <= set(op["responses"]), (path, method)
+
+
+def test_openapi_request_bodies_are_what_the_decoders_accept(service: Service) -> None:
+    """Each body is a schema of its own with the decoder's limits and no other fields, so that a body the
+    document allows is not refused (the fuzz tests send such bodies); a PATCH may be sent as a merge patch."""
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    schemas = doc["components"]["schemas"]
+    for item in doc["paths"].values():
+        for method, op in item.items():
+            if method == "parameters" or "requestBody" not in op:
+                continue
+            content = op["requestBody"]["content"]
+            types = {"application/json", "application/merge-patch+json"} if method == "patch" else {"application/json"}
+            assert set(content) == types, (method, content)
+            assert all(c == content["application/json"] for c in content.values())
+            ref = content["application/json"]["schema"]["$ref"]
+            body = schemas[ref.rsplit("/", 1)[1]]
+            assert body["additionalProperties"] is False, ref
+            assert "Cancelled" not in body["properties"], ref
+            for prop in body["properties"].values():
+                if prop.get("type") == "integer":
+                    assert {"minimum", "maximum"} <= set(prop), ref
+                if prop.get("type") == "string":
+                    assert "maxLength" in prop, ref
+
+
+def test_openapi_declares_the_headers_responses_always_have(service: Service) -> None:
+    doc = testing.TestClient(service.app).simulate_get("/openapi.json").json
+    wanted = {"201": "Location", "401": "WWW-Authenticate", "503": "Retry-After"}
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            if method == "parameters" or path == "/ready":  # /ready's 503 is its readiness report
+                continue
+            for code, header in wanted.items():
+                if code in op["responses"]:
+                    assert op["responses"][code]["headers"][header]["required"] is True, (path, method, code)
+
+
+def test_openapi_response_objects_are_closed(service: Service) -> None:
+    """What a response holds is all there and nothing else, so the fuzz tests' schema check catches a field
+    gone missing or renamed."""
+    schemas = testing.TestClient(service.app).simulate_get("/openapi.json").json["components"]["schemas"]
+    names = {"events": ("Event", "Location", "Hall"), "booking": ("Event", "Booking")}[service.name]
+    for name in names:
+        assert schemas[name]["additionalProperties"] is False, name
+        assert schemas[name]["required"] == list(schemas[name]["properties"]), name

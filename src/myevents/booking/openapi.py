@@ -4,48 +4,53 @@ from __future__ import annotations
 
 from typing import Any
 
+from myevents.booking.resources import BookingIn
+from myevents.web.decoding import input_schema
+from myevents.web.openapi import closed, created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
-from myevents.web.openapi import json_response, op, path_param, ref
 
 __all__ = ["document"]
 
-_BOOKING = {
-    "type": "object",
-    "properties": {
-        "ID": {"type": "string"},
-        "EventID": {"type": "string"},
-        "UserID": {"type": "string"},
-        "Seats": {"type": "integer"},
-        "Date": {"type": "integer", "description": "Unix seconds"},
-        "Cancelled": {"type": "boolean"},
-    },
-}
-_BOOKING_IN = {
-    "type": "object",
-    "description": "Field names match case-insensitively; unknown fields are refused.",
-    "required": ["Seats"],
-    "properties": {
-        "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "UserID": {
-            "type": "string",
-            "description": "optional: the user is the token's subject; another user's ID is refused with 403",
+_BOOKING = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "EventID": {"type": "string"},
+            "UserID": {"type": "string"},
+            "Seats": {"type": "integer", "minimum": 1, "maximum": 10000},
+            "Date": {"type": "integer", "description": "Unix seconds"},
+            "Cancelled": {"type": "boolean"},
         },
-    },
-}
-_EVENT = {
-    "type": "object",
-    "properties": {
-        "ID": {"type": "string"},
-        "Name": {"type": "string"},
-        "LocationID": {"type": "string"},
-        "StartDate": {"type": "integer"},
-        "EndDate": {"type": "integer"},
-        "Duration": {"type": "integer"},
-        "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
-        "SeatsLeft": {"type": "integer"},
-        "Cancelled": {"type": "boolean"},
-    },
-}
+    }
+)
+
+
+def _booking_in() -> dict[str, Any]:
+    schema = input_schema(BookingIn)
+    schema["description"] = "Field names match case-insensitively; unknown fields are refused."
+    schema["properties"]["UserID"]["description"] = (
+        "optional: the user is the token's subject; another user's ID is refused with 403"
+    )
+    return schema
+
+
+_EVENT = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "LocationID": {"type": "string"},
+            "StartDate": {"type": "integer"},
+            "EndDate": {"type": "integer"},
+            "Duration": {"type": "integer"},
+            "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
+            "SeatsLeft": {"type": "integer", "minimum": 0},
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
 
 
 def document() -> dict[str, Any]:
@@ -67,7 +72,7 @@ def document() -> dict[str, Any]:
             "post": op(
                 "Book seats for the token's subject; emits eventBooked. 409 when not enough seats are left or the "
                 "event is cancelled",
-                {"201": json_response("Booked", booking)},
+                {"201": created("Booked", booking)},
                 404,
                 409,
                 body=ref("BookingRequest"),
@@ -100,5 +105,5 @@ def document() -> dict[str, Any]:
         "MyEvents booking service",
         "Bookings, answered from the service's own copy of events and locations (built from the events it hears).",
         paths,
-        {"Booking": _BOOKING, "BookingRequest": _BOOKING_IN, "Event": _EVENT},
+        {"Booking": _BOOKING, "BookingRequest": _booking_in(), "Event": _EVENT},
     )

@@ -4,50 +4,62 @@ from __future__ import annotations
 
 from typing import Any
 
+from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
+from myevents.web.decoding import input_schema
+from myevents.web.openapi import closed, created, json_response, op, path_param, ref
 from myevents.web.openapi import document as build
-from myevents.web.openapi import json_response, op, path_param, ref
 
 __all__ = ["document"]
 
-_HALL = {
-    "type": "object",
-    "required": ["name", "capacity"],
-    "properties": {
-        "name": {"type": "string"},
-        "location": {"type": "string", "description": "where in the building, e.g. second floor"},
-        "capacity": {"type": "integer", "minimum": 1},
-    },
-}
-_LOCATION = {
-    "type": "object",
-    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
-    "required": ["Name"],
-    "properties": {
-        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
-        "Name": {"type": "string"},
-        "Address": {"type": "string"},
-        "Country": {"type": "string"},
-        "OpenTime": {"type": "integer", "minimum": 0, "maximum": 24},
-        "CloseTime": {"type": "integer", "minimum": 0, "maximum": 24},
-        "Halls": {"type": "array", "items": ref("Hall")},
-        "Cancelled": {"type": "boolean", "readOnly": True},
-    },
-}
-_EVENT = {
-    "type": "object",
-    "description": "Field names match case-insensitively in requests; unknown fields are refused.",
-    "required": ["Name", "StartDate", "EndDate", "Location"],
-    "properties": {
-        "ID": {"type": "string", "description": "given by the service unless sent on creation"},
-        "Name": {"type": "string"},
-        "Duration": {"type": "integer", "description": "minutes"},
-        "StartDate": {"type": "integer", "description": "Unix seconds"},
-        "EndDate": {"type": "integer", "description": "Unix seconds, not before StartDate"},
-        "Location": {"description": "in requests only its ID counts", **ref("Location")},
-        "Cancelled": {"type": "boolean", "readOnly": True},
-    },
-}
+_HALL = closed(
+    {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "location": {"type": "string", "description": "where in the building, e.g. second floor"},
+            "capacity": {"type": "integer", "minimum": 1},
+        },
+    }
+)
+_LOCATION = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "Address": {"type": "string"},
+            "Country": {"type": "string"},
+            "OpenTime": {"type": "integer", "minimum": 0, "maximum": 24},
+            "CloseTime": {"type": "integer", "minimum": 0, "maximum": 24},
+            "Halls": {"type": "array", "items": ref("Hall")},
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
+_EVENT = closed(
+    {
+        "type": "object",
+        "properties": {
+            "ID": {"type": "string"},
+            "Name": {"type": "string"},
+            "Duration": {"type": "integer", "description": "minutes"},
+            "StartDate": {"type": "integer", "description": "Unix seconds"},
+            "EndDate": {"type": "integer", "description": "Unix seconds, not before StartDate"},
+            "Location": {
+                "description": "the event's location, embedded (only its ID should it be gone)",
+                "anyOf": [ref("Location"), closed({"type": "object", "properties": {"ID": {"type": "string"}}})],
+            },
+            "Cancelled": {"type": "boolean"},
+        },
+    }
+)
 _EVENT_ID = [path_param("id", "the event's ID")]
+_CASE = "Field names match case-insensitively; unknown fields are refused."
+
+
+def _request(cls: type[Any], description: str) -> dict[str, Any]:
+    """The schema of a request body: what the decoder of ``cls`` accepts."""
+    return {**input_schema(cls), "description": f"{description} {_CASE}"}
 
 
 def organizer_op(summary: str, responses: dict[str, Any], *codes: int, body: dict[str, Any] | None = None) -> Any:
@@ -64,7 +76,10 @@ def document() -> dict[str, Any]:
         "/events": {
             "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
             "post": organizer_op(
-                "Create an event; emits eventCreated", {"201": json_response("Created", event)}, 409, body=event
+                "Create an event; emits eventCreated",
+                {"201": created("Created", event)},
+                409,
+                body=ref("EventRequest"),
             ),
         },
         "/events/{id}": {
@@ -75,7 +90,7 @@ def document() -> dict[str, Any]:
                 {"200": json_response("Changed", event)},
                 404,
                 409,
-                body={"type": "object", "description": "any of Name, StartDate, EndDate, Duration"},
+                body=ref("EventPatch"),
             ),
             "delete": organizer_op(
                 "Cancel the event; emits eventCancelled", {"200": json_response("Cancelled", event)}, 404, 409
@@ -94,9 +109,9 @@ def document() -> dict[str, Any]:
             "get": op("All locations", {"200": json_response("Locations", {"type": "array", "items": location})}),
             "post": organizer_op(
                 "Create a location; emits locationCreated",
-                {"201": json_response("Created", location)},
+                {"201": created("Created", location)},
                 409,
-                body=location,
+                body=ref("LocationRequest"),
             ),
         },
         "/locations/{id}": {
@@ -107,7 +122,7 @@ def document() -> dict[str, Any]:
                 {"200": json_response("Changed", location)},
                 404,
                 409,
-                body={"type": "object", "description": "any of Name, Address, Country, OpenTime, CloseTime, Halls"},
+                body=ref("LocationPatch"),
             ),
             "delete": organizer_op(
                 "Cancel a location without active events; emits locationCancelled",
@@ -121,5 +136,17 @@ def document() -> dict[str, Any]:
         "MyEvents event service",
         "Events and locations. Every change is published as an event (outbox: never lost, never ahead of the data).",
         paths,
-        {"Event": _EVENT, "Location": _LOCATION, "Hall": _HALL},
+        {
+            "Event": _EVENT,
+            "Location": _LOCATION,
+            "Hall": _HALL,
+            "EventRequest": _request(
+                EventIn, "A new event: its Location needs only its ID, EndDate not before StartDate."
+            ),
+            "EventPatch": _request(EventPatch, "Any of Name, StartDate, EndDate, Duration."),
+            "LocationRequest": _request(LocationIn, "A new location."),
+            "LocationPatch": _request(
+                LocationPatch, "Any of Name, Address, Country, OpenTime, CloseTime, Halls (the whole list)."
+            ),
+        },
     )

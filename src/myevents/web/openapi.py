@@ -6,9 +6,21 @@ import http
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["AUTH_CODES", "BEARER", "PROBLEM_CODES", "document", "json_body", "json_response", "problems"]
+__all__ = [
+    "AUTH_CODES",
+    "BEARER",
+    "PROBLEM_CODES",
+    "closed",
+    "created",
+    "document",
+    "json_body",
+    "json_response",
+    "problems",
+]
 
 Schema = dict[str, Any]
+
+MERGE_PATCH = "application/merge-patch+json"
 
 _PROBLEM: Schema = {
     "type": "object",
@@ -48,12 +60,33 @@ _BEARER_SCHEME: Schema = {
 }
 
 
+def closed(schema: Schema) -> Schema:
+    """A response object: every property always there, and no other."""
+    return {**schema, "required": list(schema["properties"]), "additionalProperties": False}
+
+
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
 def json_response(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _header(description: str) -> Schema:
+    return {"required": True, "description": description, "schema": {"type": "string"}}
+
+
+#: The headers a problem of a status always has.
+_PROBLEM_HEADERS: dict[int, dict[str, Schema]] = {
+    401: {"WWW-Authenticate": _header('Bearer realm="myevents", with error="invalid_token" for a bad token')},
+    503: {"Retry-After": _header("seconds to wait before trying again")},
+}
+
+
+def created(description: str, schema: Schema) -> Schema:
+    """A 201 response: the resource, and its path in ``Location``."""
+    return {**json_response(description, schema), "headers": {"Location": _header("the path of what was created")}}
 
 
 def json_body(schema: Schema) -> Schema:
@@ -67,6 +100,8 @@ def problems(*codes: int) -> dict[str, Schema]:
             "description": http.HTTPStatus(code).phrase,
             "content": {"application/problem+json": {"schema": ref("Problem")}},
         }
+        if code in _PROBLEM_HEADERS:
+            out[str(code)]["headers"] = _PROBLEM_HEADERS[code]
     return out
 
 
@@ -119,7 +154,18 @@ _READINESS: Schema = {
 }
 
 
+def _with_merge_patch(item: Schema) -> Schema:
+    """A path item whose PATCH body may also be sent as ``application/merge-patch+json`` (what it is)."""
+    patch = item.get("patch")
+    if patch is None or "requestBody" not in patch:
+        return item
+    content = patch["requestBody"]["content"]
+    body = {**patch["requestBody"], "content": {**content, MERGE_PATCH: content["application/json"]}}
+    return {**item, "patch": {**patch, "requestBody": body}}
+
+
 def document(title: str, description: str, paths: Mapping[str, Schema], schemas: Mapping[str, Schema]) -> Schema:
+    paths = {path: _with_merge_patch(item) for path, item in paths.items()}
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1.0.0", "description": description},
