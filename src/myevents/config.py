@@ -86,6 +86,9 @@ class Config:
     jwt_secret: str | None = attrs.field(default=None, repr=False)
     jwt_issuer: str = DEFAULT_ISSUER
     jwt_audience: str | None = None
+    #: Seconds a worker keeps serving after SIGTERM with ``/ready`` answering 503, so that a load balancer
+    #: takes it out of rotation before it stops accepting connections (``MYEVENTS_SHUTDOWN_DELAY``).
+    shutdown_delay: float = 0.0
 
     @property
     def tls(self) -> bool:
@@ -248,6 +251,12 @@ def load(
     n = workers if workers is not None else _int(env, "MYEVENTS_WORKERS", 1)
     if n < 1:
         raise ConfigError(f"workers must be at least 1, got {n}")
+    try:
+        delay = float(env.get("MYEVENTS_SHUTDOWN_DELAY", "0"))
+    except ValueError:
+        raise ConfigError("MYEVENTS_SHUTDOWN_DELAY must be a number of seconds, e.g. 5") from None
+    if not 0 <= delay <= 60:
+        raise ConfigError(f"MYEVENTS_SHUTDOWN_DELAY must be between 0 and 60 seconds, got {delay:g}")
     level = env.get("MYEVENTS_LOG_LEVEL", "info").lower()
     if level not in LOG_LEVELS:
         raise ConfigError(f"MYEVENTS_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -261,6 +270,7 @@ def load(
         keyfile=tls[1] if tls else None,
         workers=n,
         log_level=level,
+        shutdown_delay=delay,
         **_tokens(file, env),
     )
 

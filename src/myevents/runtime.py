@@ -157,8 +157,17 @@ class TaskWorker:
         return True
 
 
+#: Set when the process begins its graceful shutdown (SIGTERM): ``/ready`` answers 503 from then on, while
+#: requests are still served for the configured shutdown delay.
+draining = threading.Event()
+
+
 def probes(backends: Backends, workers: Sequence[Worker]) -> dict[str, Callable[[], None]]:
-    """Readiness probes: the broker and the store answer, and every background worker runs."""
+    """Readiness probes: not shutting down, the broker and the store answer, and every background worker runs."""
+
+    def shutdown() -> None:
+        if draining.is_set():
+            raise RuntimeError("shutting down: finishing the requests in progress")
 
     def running() -> None:
         dead = [w.name for w in workers if not w.alive()]
@@ -171,7 +180,7 @@ def probes(backends: Backends, workers: Sequence[Worker]) -> dict[str, Callable[
     def store() -> None:
         backends.store.ping()
 
-    return {"broker": broker, "store": store, "workers": running}
+    return {"shutdown": shutdown, "broker": broker, "store": store, "workers": running}
 
 
 class Service:

@@ -22,7 +22,7 @@ from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped
 
 from myevents import booking, events, logs
 from myevents.config import Config
-from myevents.runtime import Service, open_backends
+from myevents.runtime import Service, draining, open_backends
 
 __all__ = ["ServiceApplication", "Worker", "check_backends", "supervise"]
 
@@ -62,6 +62,20 @@ class Worker(ThreadWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._quitting = threading.Lock()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """SIGTERM: ``/ready`` turns false at once; the worker keeps serving for the shutdown delay, then drains."""
+        if draining.is_set():
+            return
+        draining.set()
+        delay = getattr(getattr(self.app, "config", None), "shutdown_delay", 0.0)
+        if delay > 0:
+            self.log.info("shutting down in %gs: /ready answers 503 meanwhile", delay)
+            timer = threading.Timer(delay, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
+        else:
+            super().handle_exit(sig, frame)
 
     def handle_quit(self, sig: int, frame: FrameType | None) -> None:
         # A non-blocking acquire cannot be interrupted by a Python signal handler: exactly one call goes on.

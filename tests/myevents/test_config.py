@@ -152,3 +152,12 @@ def test_the_command_checks_the_backends_before_starting(
     err = capsys.readouterr().err
     assert err.startswith("myevents: error: no message broker plugin serves carrier://")
     assert err.count("\n") == 1
+
+
+def test_shutdown_delay(tmp_path: Path) -> None:
+    env = {"MYEVENTS_DATA_DIR": str(tmp_path)}
+    assert config.load("events", env=env).shutdown_delay == 0
+    assert config.load("events", env={**env, "MYEVENTS_SHUTDOWN_DELAY": "5"}).shutdown_delay == 5
+    for bad in ("soon", "-1", "61"):
+        with pytest.raises(ConfigError, match="MYEVENTS_SHUTDOWN_DELAY"):
+            config.load("events", env={**env, "MYEVENTS_SHUTDOWN_DELAY": bad})

@@ -220,3 +220,22 @@ def test_tls_when_a_certificate_and_key_are_configured(tmp_path: Path, procs: li
     with pytest.raises(OSError):
         call("GET", f"http://127.0.0.1:{port}/health")
     assert events.stop() == 0
+
+
+def test_sigterm_turns_ready_false_first_then_drains(tmp_path: Path, procs: list[Proc]) -> None:
+    """With a shutdown delay, SIGTERM makes /ready answer 503 while requests are still served; then it exits 0."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**SECRET_ENV, "MYEVENTS_SHUTDOWN_DELAY": "3"}
+    data = str(tmp_path / "data")
+    events = Proc(tmp_path, "events", "event-service", "--bind", f"127.0.0.1:{port}", "--data-dir", data, env=env)
+    procs.append(events)
+    wait_ready(url, events)
+    events.popen.send_signal(signal.SIGTERM)
+    _, body, _ = wait_for(
+        lambda: (r := call("GET", url + "/ready"))[0] == 503 and r, timeout=20, what="/ready to turn 503"
+    )
+    assert body["checks"]["shutdown"].startswith("RuntimeError: shutting down")
+    assert call("GET", url + "/events")[0] == 200  # still serving while the load balancer catches up
+    assert events.popen.wait(60) == 0
+    assert any(r.get("message") == "events service stopped" for r in events.logs())
