@@ -33,6 +33,10 @@ def test_the_page_is_at_ui_slash(events_client: testing.TestClient) -> None:
     assert '<script type="module" src="/ui/app.js">' in r.text
     assert 'aria-live="polite"' in r.text
     assert "<main" in r.text
+    policy = r.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "connect-src 'self' http://localhost:8282;" in policy
+    assert r.headers["x-content-type-options"] == "nosniff"
     for other in ("/ui", "/"):
         r = events_client.simulate_get(other)
         assert (r.status_code, r.headers["location"]) == (302, "/ui/"), other

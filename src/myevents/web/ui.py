@@ -36,10 +36,17 @@ class Home:
 
 
 class Page:
-    """``/ui/`` and its files; ``/ui`` redirects to ``/ui/`` so the page's relative links resolve."""
+    """``/ui/`` and its files; ``/ui`` redirects to ``/ui/``.
 
-    def __init__(self) -> None:
+    The pages may load nothing but these files and call nothing but their own origin and the booking service.
+    """
+
+    def __init__(self, booking_url: str) -> None:
         self.files = {name: _read(name) for name in FILES}
+        self.policy = (
+            f"default-src 'self'; connect-src 'self' {booking_url}; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+        )
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str = "index.html") -> None:
         if name == "index.html" and not str(req.env.get("PATH_INFO", "")).startswith("/ui/"):
@@ -49,6 +56,8 @@ class Page:
         resp.content_type = FILES[name]
         resp.data = self.files[name]
         resp.cache_control = ["no-cache"]
+        resp.set_header("Content-Security-Policy", self.policy)
+        resp.set_header("X-Content-Type-Options", "nosniff")
 
 
 class UIConfig:
@@ -63,5 +72,5 @@ class UIConfig:
 
 
 def ui_routes(booking_url: str) -> dict[str, object]:
-    page = Page()
+    page = Page(booking_url)
     return {"/": Home(), "/ui": page, "/ui/config.json": UIConfig(booking_url), "/ui/{name}": page}
