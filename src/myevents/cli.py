@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -29,8 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     _common(serve)
     serve.add_argument("--event-bind", metavar="HOST:PORT", default=DEFAULT_BINDS["events"])
     serve.add_argument("--booking-bind", metavar="HOST:PORT", default=DEFAULT_BINDS["booking"])
+    for p in (serve, sub.add_parser("event-service", help="run the events service alone")):
+        p.add_argument("--booking-url", metavar="URL", help=_BOOKING_URL_HELP)
+    for p in (serve, sub.add_parser("booking-service", help="run the booking service alone")):
+        p.add_argument("--ui-origins", metavar="URL,...", help=_UI_ORIGINS_HELP)
     for name, service in (("event-service", "events"), ("booking-service", "booking")):
-        p = sub.add_parser(name, help=f"run the {service} service alone")
+        p = sub.choices[name]
         _common(p)
         p.add_argument("--bind", metavar="HOST:PORT", help=f"listen address (default {DEFAULT_BINDS[service]})")
     token = sub.add_parser(
@@ -45,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--data-dir", metavar="DIR", help="where the default secret is kept (default ./data)")
     return parser
 
+
+_BOOKING_URL_HELP = "the booking service's URL the web front end calls (or MYEVENTS_BOOKING_URL)"
+_UI_ORIGINS_HELP = "origins of the web front end allowed to call the booking service (or MYEVENTS_UI_ORIGINS)"
 
 #: How long a token of ``myevents token`` is valid unless told.
 DEFAULT_TTL = 12 * 3600
@@ -80,6 +88,8 @@ def _load(service: Service, args: argparse.Namespace, bind: str | None) -> Confi
         workers=args.workers,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        booking_url=getattr(args, "booking_url", None),
+        ui_origins=getattr(args, "ui_origins", None),
     )
 
 
@@ -93,20 +103,36 @@ def _passed_on(args: argparse.Namespace, cfg: Config) -> list[str]:
     return out
 
 
+def _origins(url: str) -> list[str]:
+    """``url``, and its other name when it is on this machine (a page may be opened as either)."""
+    scheme, _, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    other = {"localhost": "127.0.0.1", "127.0.0.1": "localhost"}.get(host)
+    return [url] if other is None else [url, f"{scheme}://{other}:{port}"]
+
+
 def _serve(args: argparse.Namespace) -> int:
     from myevents.server import check_backends, child_command, supervise
 
     configs = [_load("events", args, args.event_bind), _load("booking", args, args.booking_bind)]
+    # Unless told, the front end calls the booking service started here, which answers the event service's pages.
+    booking_url = args.booking_url or os.environ.get("MYEVENTS_BOOKING_URL") or configs[1].base_url
+    ui_origins = args.ui_origins or os.environ.get("MYEVENTS_UI_ORIGINS") or ",".join(_origins(configs[0].base_url))
     logs.configure("myevents", configs[0].log_level)
     for cfg in configs:
         check_backends(cfg)
         auth.settings(cfg)  # makes the data directory's secret, if needed, before both services read it
     commands = [
-        child_command(["event-service", "--bind", configs[0].bind, *_passed_on(args, configs[0])]),
-        child_command(["booking-service", "--bind", configs[1].bind, *_passed_on(args, configs[1])]),
+        child_command(
+            ["event-service", "--bind", configs[0].bind, "--booking-url", booking_url, *_passed_on(args, configs[0])]
+        ),
+        child_command(
+            ["booking-service", "--bind", configs[1].bind, "--ui-origins", ui_origins, *_passed_on(args, configs[1])]
+        ),
     ]
     print(f"event service:   {configs[0].base_url}", flush=True)
     print(f"booking service: {configs[1].base_url}", flush=True)
+    print(f"web front end:   {configs[0].base_url}/ui/", flush=True)
     print(f"broker {configs[0].broker_url}; Ctrl-C stops both", flush=True)
     return supervise(commands)
 

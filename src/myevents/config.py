@@ -89,6 +89,10 @@ class Config:
     #: Seconds a worker keeps serving after SIGTERM with ``/ready`` answering 503, so that a load balancer
     #: takes it out of rotation before it stops accepting connections (``MYEVENTS_SHUTDOWN_DELAY``).
     shutdown_delay: float = 0.0
+    #: Where the web front end's pages send booking requests (the event service hands it to them).
+    booking_url: str = "http://localhost:8282"
+    #: The origins the booking service answers CORS requests from: those serving the web front end.
+    ui_origins: tuple[str, ...] = ("http://localhost:8181", "http://127.0.0.1:8181")
 
     @property
     def tls(self) -> bool:
@@ -231,6 +235,8 @@ def load(
     workers: int | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
+    booking_url: str | None = None,
+    ui_origins: str | None = None,
 ) -> Config:
     """The configuration of ``service`` from the config file, ``env`` (default: the process's) and flags."""
     env = os.environ if env is None else env
@@ -271,8 +277,30 @@ def load(
         workers=n,
         log_level=level,
         shutdown_delay=delay,
+        **_ui(env, booking_url, ui_origins),
         **_tokens(file, env),
     )
+
+
+def _origin(value: str, source: str) -> str:
+    v = value.strip().rstrip("/")
+    if not re.fullmatch(r"https?://[^/\s]+", v):
+        raise ConfigError(f"{source}: {value!r} is not an origin like http://localhost:8181")
+    return v
+
+
+def _ui(env: Mapping[str, str], booking_url: str | None, ui_origins: str | None) -> dict[str, Any]:
+    """The web front end's settings: the booking service's URL, and the origins allowed to call it."""
+    out: dict[str, Any] = {}
+    url = booking_url or env.get("MYEVENTS_BOOKING_URL")
+    if url:
+        source = "--booking-url" if booking_url else "MYEVENTS_BOOKING_URL"
+        out["booking_url"] = _origin(url, source)
+    origins = ui_origins or env.get("MYEVENTS_UI_ORIGINS")
+    if origins:
+        source = "--ui-origins" if ui_origins else "MYEVENTS_UI_ORIGINS"
+        out["ui_origins"] = tuple(_origin(o, source) for o in origins.split(",") if o.strip())
+    return out
 
 
 def check_secret(secret: bytes, source: str) -> bytes:

@@ -163,6 +163,10 @@ def test_serve_runs_both_and_ctrl_c_stops_them(tmp_path: Path, procs: list[Proc]
     printed = serve.out.read_text()
     assert f"event service:   {ev_url}" in printed
     assert f"booking service: {bk_url}" in printed
+    assert f"web front end:   {ev_url}/ui/" in printed
+    # The pages call the booking service started here, which answers CORS for them.
+    assert call("GET", ev_url + "/ui/config.json")[1] == {"bookingUrl": bk_url}
+    assert call("GET", bk_url + "/health", headers={"Origin": ev_url})[2]["Access-Control-Allow-Origin"] == ev_url
     assert (tmp_path / "data" / "bus.db").exists()
 
     # No secret configured: serve made one in the data directory, and the token command signs with it.

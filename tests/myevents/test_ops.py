@@ -14,6 +14,7 @@ import pubsubkit
 from myevents import booking, events
 from myevents.runtime import ListenerWorker, Service
 from myevents.web import WebApp
+from myevents.web.ui import UI_ROUTES
 from pubsubkit.backends.memory import MemoryTransport
 from pubsubkit.transport import Consumer
 
@@ -41,7 +42,7 @@ def test_ready_only_when_workers_run_and_backends_answer(service: Service) -> No
     service.start()
     r = client.simulate_get("/ready")
     assert r.status_code == 200
-    assert r.json == {"status": "ready", "checks": {"broker": "ok", "store": "ok", "workers": "ok"}}
+    assert r.json == {"status": "ready", "checks": {"shutdown": "ok", "broker": "ok", "store": "ok", "workers": "ok"}}
 
 
 def test_start_returns_once_the_listener_joined_its_group(
@@ -102,9 +103,11 @@ def test_the_correlation_id_is_kept_or_made(service: Service) -> None:
 
 
 def _routes(app: WebApp) -> dict[str, set[str]]:
+    """The API's routes: the web front end's pages (``/``, ``/ui/...``) are not part of it."""
     return {
         route.path: {m.method.lower() for m in route.methods if not m.internal and m.method != "OPTIONS"}
         for route in inspect.inspect_routes(app)
+        if route.path not in UI_ROUTES
     }
 
 

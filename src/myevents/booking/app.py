@@ -44,7 +44,7 @@ def create_app(config: Config, deps: BookingDeps) -> WebApp:
         "/bookings/{id}": BookingResource(ledger),
         **ops_routes(deps.probes, deps.backends.registry, document()),
     }
-    return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config))
+    return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config), config.ui_origins)
 
 
 def create_service(config: Config, backends: Backends | None = None) -> Service:

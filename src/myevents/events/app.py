@@ -17,6 +17,7 @@ from myevents.runtime import Backends, Deps, RelayWorker, Service, Worker, open_
 from myevents.web import WebApp
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
+from myevents.web.ui import ui_routes
 
 __all__ = ["create_app", "create_service"]
 
@@ -30,6 +31,7 @@ def create_app(config: Config, deps: Deps) -> WebApp:
         "/locations": LocationsResource(catalog),
         "/locations/{id}": LocationResource(catalog),
         **ops_routes(deps.probes, deps.backends.registry, document()),
+        **ui_routes(config.booking_url),
     }
     return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config))
 

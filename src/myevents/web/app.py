@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import falcon
 import falcon.media
@@ -11,15 +12,26 @@ from prometheus_client import CollectorRegistry
 
 from myevents.auth import Authentication, AuthSettings
 from myevents.web import WebApp, problems
-from myevents.web.middleware import RequestContext
+from myevents.web.middleware import CORRELATION_HEADER, RequestContext
 
 __all__ = ["new_app"]
 
 
-def new_app(registry: CollectorRegistry, max_body: int, routes: Mapping[str, object], auth: AuthSettings) -> WebApp:
+def new_app(
+    registry: CollectorRegistry,
+    max_body: int,
+    routes: Mapping[str, object],
+    auth: AuthSettings,
+    cors_origins: Collection[str] = (),
+) -> WebApp:
     """A WSGI app serving ``routes`` (path template -> resource), with errors as problem details; the resources
-    check callers' tokens against ``auth``."""
-    app = falcon.App(middleware=(RequestContext(registry, max_body), Authentication(auth)))
+    check callers' tokens against ``auth``. Pages from ``cors_origins`` may call it from a browser (CORS)."""
+    context, authentication = RequestContext(registry, max_body), Authentication(auth)
+    if cors_origins:
+        cors: Any = falcon.CORSMiddleware(allow_origins=list(cors_origins), expose_headers=[CORRELATION_HEADER])
+        app = falcon.App(middleware=(cors, context, authentication))
+    else:
+        app = falcon.App(middleware=(context, authentication))
     json = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json
     app.req_options.strip_url_path_trailing_slash = True
