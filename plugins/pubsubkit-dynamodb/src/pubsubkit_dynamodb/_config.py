@@ -11,36 +11,22 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from pubsubkit.errors import ConfigError
+from pubsubkit.options import flag, number
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$")
 _PREFIX = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 _COLLECTION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,99}$")
 _FIELD = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 OPTIONS = ("region", "endpoint_url", "prefix", "inbox_ttl", "create_tables", "max_attempts", "timeout")
 
 
 def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"dynamodb option {name}={value!r}: use true or false")
+    return flag("dynamodb", name, value)
 
 
 def _number(name: str, value: Any, minimum: float) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"dynamodb option {name}={value!r}: not a number") from None
-    if number < minimum:
-        raise ConfigError(f"dynamodb option {name}={value!r}: must be at least {minimum:g}")
-    return number
+    return number("dynamodb", name, value, float, minimum)
 
 
 @attrs.frozen

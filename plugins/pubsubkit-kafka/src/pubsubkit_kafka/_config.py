@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from pubsubkit.errors import ConfigError
+from pubsubkit.options import number
 
 __all__ = ["KafkaSettings", "parse_url"]
 
@@ -78,23 +79,11 @@ _FIXED = {"group.id", "enable.auto.commit", "enable.idempotence", "bootstrap.ser
 
 
 def _float(name: str, value: Any, minimum: float) -> float:
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"kafka option {name}={value!r}: not a number") from None
-    if f < minimum:
-        raise ConfigError(f"kafka option {name}={value!r}: must be >= {minimum:g}")
-    return f
+    return number("kafka", name, value, float, minimum)
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
-    try:
-        i = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"kafka option {name}={value!r}: not an integer") from None
-    if i < minimum:
-        raise ConfigError(f"kafka option {name}={value!r}: must be >= {minimum}")
-    return i
+    return number("kafka", name, value, int, minimum)
 
 
 @attrs.frozen

@@ -15,6 +15,7 @@ import attrs
 import pika
 
 from pubsubkit.errors import ConfigError
+from pubsubkit.options import flag, number
 from pubsubkit.registry import redact
 
 __all__ = ["OPTIONS", "Settings", "parse"]
@@ -31,9 +32,6 @@ OPTIONS: Mapping[str, str] = {
     "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
     "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
 }
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @attrs.frozen
@@ -84,24 +82,11 @@ class Settings:
 
 
 def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"rabbitmq option {name}={value!r}: use true or false")
+    return flag("rabbitmq", name, value)
 
 
 def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"rabbitmq option {name}={value!r}: not a number") from None
-    if number < minimum:
-        raise ConfigError(f"rabbitmq option {name}={value!r}: must be at least {minimum}")
-    return number
+    return number("rabbitmq", name, value, kind, minimum)
 
 
 def parse(url: str, options: Mapping[str, Any]) -> Settings:

@@ -11,12 +11,11 @@ from urllib.parse import parse_qsl, urlsplit
 import attrs
 
 from pubsubkit.errors import ConfigError
+from pubsubkit.options import flag, number
 
 __all__ = ["Options", "parse"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 KNOWN = (
     "region",
     "endpoint_url",
@@ -63,24 +62,11 @@ class Options:
 
 
 def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigError(f"sqs option {name}={value!r}: use true or false")
+    return flag("sqs", name, value)
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"sqs option {name}={value!r}: not a whole number") from None
-    if not low <= number <= high:
-        raise ConfigError(f"sqs option {name}={number}: must be between {low} and {high}")
-    return number
+    return number("sqs", name, value, int, low, high)
 
 
 def parse(url: str, options: Mapping[str, Any]) -> Options:
