@@ -8,39 +8,16 @@ when ``PUBSUBKIT_REQUIRE_SERVERS=1`` (the test command sets it, so that CI never
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from pubsubkit.testing import ServerControl
+from pubsubkit.testing import ServerControl, require_server
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ROOT / "scripts" / "servers"
-REQUIRE_ENV = "PUBSUBKIT_REQUIRE_SERVERS"
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def require_server(name: str, url: str, default_port: int) -> str:
-    """Return ``url`` when its server answers; otherwise skip, or fail under ``PUBSUBKIT_REQUIRE_SERVERS=1``."""
-    parts = urlsplit(url if "://" in url else f"tcp://{url}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
-    if not _answers(host, port):
-        message = f"the {name} test server does not answer on {host}:{port}: run 'scripts/servers up {name}'"
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return url
 
 
 @pytest.fixture(scope="session")

@@ -8,29 +8,17 @@ does not answer skips the test with the command that starts it, or fails it unde
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+
+from pubsubkit.testing import require_server as require
 
 ROOT = Path(__file__).resolve().parents[2]
 AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
 #: The server behind each backend name, as scripts/servers calls it.
 SERVER = {"kafka": "kafka", "rabbitmq": "rabbitmq", "sqs": "aws", "mongo": "mongo", "dynamodb": "aws"}
-
-
-def require(name: str, url: str, port: int) -> None:
-    """Skip (or fail, under PUBSUBKIT_REQUIRE_SERVERS=1) unless the server of ``url`` accepts connections."""
-    parts = urlsplit(url if "://" in url else f"tcp://{url}")
-    try:
-        socket.create_connection((parts.hostname or "127.0.0.1", parts.port or port), timeout=2).close()
-    except OSError:
-        message = f"the {name} test server does not answer at {url}: run 'scripts/servers up {name}'"
-        if os.environ.get("PUBSUBKIT_REQUIRE_SERVERS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def broker_url(kind: str, run: str, data: Path) -> str:

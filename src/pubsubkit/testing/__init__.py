@@ -23,7 +23,15 @@ pytest.register_assert_rewrite(
     "pubsubkit.testing.repository",
 )
 
-from pubsubkit.testing.helpers import Collector, EventKit, ServerControl, Sizes, unique_name, wait_until  # noqa: E402
+from pubsubkit.testing.helpers import (  # noqa: E402
+    Collector,
+    EventKit,
+    ServerControl,
+    Sizes,
+    require_server,
+    unique_name,
+    wait_until,
+)
 from pubsubkit.testing.messaging import MessagingSuite  # noqa: E402
 from pubsubkit.testing.repository import RepositorySuite  # noqa: E402
 
@@ -34,6 +42,7 @@ __all__ = [
     "RepositorySuite",
     "ServerControl",
     "Sizes",
+    "require_server",
     "unique_name",
     "wait_until",
 ]

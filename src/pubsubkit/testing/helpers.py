@@ -5,12 +5,15 @@ They are public so that a backend's own tests can use them beside the suite.
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, cast
+from urllib.parse import urlsplit
 
 import attrs
 import pytest
@@ -31,6 +34,7 @@ __all__ = [
     "ServerControl",
     "Sizes",
     "duplicates",
+    "require_server",
     "run_threads",
     "unique_name",
     "wait_until",
@@ -64,6 +68,28 @@ def wait_until(
             described = what() if callable(what) else what
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {described}")
         time.sleep(interval)
+
+
+#: Set to ``1`` to make a test whose server does not answer fail instead of skip (CI never counts a skip as a pass).
+REQUIRE_SERVERS_ENV = "PUBSUBKIT_REQUIRE_SERVERS"
+
+
+def require_server(name: str, url: str, default_port: int) -> str:
+    """Return ``url`` when its server accepts connections; otherwise skip the test with the command that starts
+    it, or fail it under ``PUBSUBKIT_REQUIRE_SERVERS=1``.
+
+    ``url`` is a URL or ``host:port``; ``default_port`` is used when it names none.
+    """
+    parts = urlsplit(url if "://" in url else f"tcp://{url}")
+    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
+    try:
+        socket.create_connection((host, port), timeout=2).close()
+    except OSError:
+        message = f"the {name} test server does not answer on {host}:{port}: run 'scripts/servers up {name}'"
+        if os.environ.get(REQUIRE_SERVERS_ENV) == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
 
 
 class ServerControl(Protocol):
