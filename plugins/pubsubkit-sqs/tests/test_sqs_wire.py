@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +241,38 @@ def test_publish_error_names_the_entries_not_taken(transport: SqsTransport) -> N
         assert sorted(d.envelope.id for d in got if d.envelope is not None) == sorted(e.id for e in small)
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def not_an_answer() -> Iterator[str]:
+    """An endpoint answering every request 503 with a page that is no AWS answer (as a proxy in front may)."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"error": "gateway busy"}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_answer_that_is_not_one_is_a_lost_connection(not_an_answer: str) -> None:
+    """botocore's ResponseParserError is no BotoCoreError: it must still become ConnectionLost, retried."""
+    t = SqsTransport(f"sqs://?region=us-east-1&endpoint_url={not_an_answer}&prefix={unique_name('gw')}")
+    try:
+        with pytest.raises(pubsubkit.ConnectionLost):
+            t.publish([Envelope(id=new_id(), name="x", payload=b"{}")])
+        with pytest.raises(pubsubkit.ConnectionLost):
+            t.consumer("g", None)
+    finally:
+        t.close()

@@ -49,6 +49,7 @@ def code_of(exc: BaseException) -> str:
 def translate(exc: Exception, what: str) -> PubsubkitError:
     """The pubsubkit error for a botocore failure of ``what`` (raise it ``from exc``)."""
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+    from botocore.parsers import ResponseParserError
 
     if isinstance(exc, PubsubkitError):
         return exc
@@ -64,8 +65,8 @@ def translate(exc: Exception, what: str) -> PubsubkitError:
         if code in RETRYABLE:
             return ConnectionLost(f"{what}: {code}: {message}")
         return PubsubkitError(f"{what}: {code}: {message}")
-    if isinstance(exc, BotoCoreError):
-        return ConnectionLost(f"{what}: {exc}")
+    if isinstance(exc, BotoCoreError | ResponseParserError):  # unreachable, or an answer that is not one
+        return ConnectionLost(f"{what}: {type(exc).__name__}: {exc}")
     return PubsubkitError(f"{what}: {exc}")
 
 

@@ -15,6 +15,7 @@ import boto3
 import orjson
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.parsers import ResponseParserError
 
 from pubsubkit.errors import ConfigError, ConnectionLost, PubsubkitError
 from pubsubkit_sqs.options import Options
@@ -67,7 +68,9 @@ def translate(exc: Exception, what: str) -> PubsubkitError:
     return ConnectionLost(f"sqs: {what}: {type(exc).__name__}: {exc}")
 
 
-DRIVER_ERRORS = (BotoCoreError, ClientError)
+#: What boto3 raises when the service cannot be reached or answers something that is not an answer (a 503 page
+#: of a proxy, a server stopping mid-answer: botocore's ResponseParserError is not a BotoCoreError).
+DRIVER_ERRORS = (BotoCoreError, ClientError, ResponseParserError)
 
 
 class GroupQueues:
