@@ -27,6 +27,12 @@ def kafka_bootstrap() -> str:
 
 
 @pytest.fixture(scope="session")
+def kafka_durable_bootstrap() -> str:
+    """``host:port`` of the Kafka-protocol test server whose data survives a restart (``KAFKA_DURABLE_BOOTSTRAP``)."""
+    return require_server("kafka-durable", os.environ.get("KAFKA_DURABLE_BOOTSTRAP", "127.0.0.1:9094"), 9094)
+
+
+@pytest.fixture(scope="session")
 def amqp_url() -> str:
     """AMQP URL of the RabbitMQ test server (``AMQP_URL``)."""
     return require_server("rabbitmq", os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"), 5672)
@@ -51,15 +57,15 @@ class ScriptServerControl:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def _run(self, action: str) -> None:
+    def _run(self, action: str, *flags: str) -> None:
         done = subprocess.run(
-            [str(SERVERS), action, self.name], capture_output=True, text=True, timeout=180, check=False
+            [str(SERVERS), action, *flags, self.name], capture_output=True, text=True, timeout=180, check=False
         )
         if done.returncode != 0:
             pytest.fail(f"scripts/servers {action} {self.name} failed:\n{done.stdout}{done.stderr}")
 
     def stop(self) -> None:
-        self._run("down")
+        self._run("down", "--keep-state")
 
     def start(self) -> None:
         self._run("up")

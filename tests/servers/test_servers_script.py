@@ -18,8 +18,8 @@ import pytest
 pytestmark = pytest.mark.servers
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "servers"
-NAMES = ("kafka", "rabbitmq", "aws", "mongo")
-ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
+NAMES = ("kafka", "kafka-durable", "rabbitmq", "aws", "mongo")
+ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "KAFKA_DURABLE_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
 needs_servers = pytest.mark.skipif(
     os.environ.get("PUBSUBKIT_SERVERS") != "1", reason="set PUBSUBKIT_SERVERS=1 once scripts/servers up has run"
 )
@@ -75,6 +75,7 @@ def test_env_prints_the_default_endpoints() -> None:
     assert result.returncode == 0, result.stderr
     assert exports(result.stdout) == {
         "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
+        "KAFKA_DURABLE_BOOTSTRAP": "127.0.0.1:9094",
         "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
         "MONGO_URI": "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false",
@@ -124,3 +125,30 @@ def test_up_twice_is_a_noop() -> None:
     assert second.returncode == 0, second.stderr
     assert "starting" not in second.stdout
     assert pids() == before
+
+
+@needs_servers
+def test_restart_keeps_the_emulators_state_and_down_forgets_it() -> None:
+    """``restart aws`` brings the same queues and messages back (as a real service keeps them); ``down`` does not."""
+    import boto3  # the test servers' client, installed with the SQS plugin
+
+    endpoint = exports(run("env").stdout)["AWS_ENDPOINT_URL"]
+    sqs = boto3.client(
+        "sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    name = f"restart-{os.getpid()}"
+    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
+    sqs.send_message(QueueUrl=queue, MessageBody="kept")
+    taken = sqs.receive_message(QueueUrl=queue)["Messages"][0]  # in flight over the restart
+
+    restarted = run("restart", "aws")
+    assert restarted.returncode == 0, restarted.stderr
+    sqs.delete_message(QueueUrl=queue, ReceiptHandle=taken["ReceiptHandle"])  # its receipt handle still holds
+    sqs.send_message(QueueUrl=queue, MessageBody="after")
+    assert [m["Body"] for m in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])] == ["after"]
+
+    for args in (("down", "aws"), ("up", "aws")):
+        done = run(*args)
+        assert done.returncode == 0, done.stderr
+    with pytest.raises(sqs.exceptions.QueueDoesNotExist):
+        sqs.get_queue_url(QueueName=name)

@@ -18,18 +18,30 @@ TANSU_LEAVE = (
 )
 
 
+#: The cases that restart the server run on the durable one (its log in S3), as a real broker keeps its data.
+RESTART_CASES = {"test_14_reconnect", "test_21_publish_while_down"}
+
+
 class TestKafkaMessaging(MessagingSuite):
     @pytest.fixture
     def topic(self) -> str:
         return unique_name("t")
 
     @pytest.fixture
-    def broker_url(self, kafka_bootstrap: str, topic: str) -> str:
-        return kafka_url(kafka_bootstrap, topic)
+    def server_name(self, request: pytest.FixtureRequest) -> str:
+        return "kafka-durable" if request.node.originalname in RESTART_CASES else "kafka"
 
     @pytest.fixture
-    def server_control(self, script_server_control: Callable[[str], ServerControl]) -> ServerControl:
-        return script_server_control("kafka")
+    def bootstrap(self, request: pytest.FixtureRequest, server_name: str) -> str:
+        return str(request.getfixturevalue("kafka_durable_bootstrap" if server_name != "kafka" else "kafka_bootstrap"))
+
+    @pytest.fixture
+    def broker_url(self, bootstrap: str, topic: str) -> str:
+        return kafka_url(bootstrap, topic)
+
+    @pytest.fixture
+    def server_control(self, script_server_control: Callable[[str], ServerControl], server_name: str) -> ServerControl:
+        return script_server_control(server_name)
 
     @pytest.fixture
     def publish_undecodable(self, kafka_bootstrap: str, topic: str) -> Callable[[str, str | None], None]:
@@ -39,12 +51,6 @@ class TestKafkaMessaging(MessagingSuite):
             assert producer.flush(10) == 0
 
         return publish
-
-    def test_14_reconnect(self, broker: Broker) -> None:  # type: ignore[override]
-        pytest.skip(
-            "the Kafka-protocol test server keeps data in memory only: a restart loses the topic and the "
-            "messages not yet consumed"
-        )
 
     def test_07_concurrent_close(self, broker: Broker) -> None:  # type: ignore[override]
         pytest.skip(TANSU_LEAVE)

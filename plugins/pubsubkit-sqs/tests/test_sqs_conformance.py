@@ -10,17 +10,9 @@ import attrs
 import boto3
 import pytest
 
-from pubsubkit.api import Broker
 from pubsubkit.envelope import new_id
-from pubsubkit.testing import EventKit, MessagingSuite, ServerControl, Sizes, unique_name
-from pubsubkit.testing._base import Listeners
+from pubsubkit.testing import MessagingSuite, ServerControl, Sizes, unique_name
 from pubsubkit.testing.plugin import SIZE_ENV
-
-RESTART_LOSES = (
-    "the moto test server keeps its queues in memory: a restart loses every message in them, which real SQS "
-    "keeps (the transport re-creates its topic and queues and carries on; test_21 covers that)"
-)
-
 
 #: The emulator's receive slows as a queue deepens (about 1 s per call at a depth of 500, on 2 busy cores), so
 #: the quick run keeps the largest cases at a few hundred messages; ``--conformance-size full`` runs them all.
@@ -65,11 +57,6 @@ class TestSqsMessaging(MessagingSuite):
 
         yield publish
         client.close()
-
-    def test_14_reconnect(
-        self, broker: Broker, server_control: ServerControl, kit: EventKit, listeners: Listeners, sizes: Sizes
-    ) -> None:
-        pytest.skip(RESTART_LOSES)
 
 
 FIFO_CASES = {
