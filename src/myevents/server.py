@@ -1,12 +1,15 @@
 """Running services under gunicorn: one service per gunicorn master, and ``serve`` supervising two of them.
 
 The service (backends, relay and listener threads) is built in ``load()``, which gunicorn calls in each worker
-after the fork (``preload_app`` stays off): the master holds no thread and no connection. ``worker_exit`` closes
-the service in the worker, so SIGTERM or Ctrl-C lets the listener drain and the relay stop before it exits.
+after the fork (``preload_app`` stays off): the master holds no thread and no connection, and does not import
+the application: whatever the master holds, each worker inherits, and both count it in their resident sets.
+``worker_exit`` closes the service in the worker, so SIGTERM or Ctrl-C lets the listener drain and the relay stop
+before it exits.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import subprocess
@@ -15,22 +18,26 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
-from myevents import booking, events, logs
+from myevents import logs
 from myevents.config import Config
-from myevents.runtime import Service, draining, open_backends
+from myevents.shutdown import draining
+
+if TYPE_CHECKING:
+    from myevents.runtime import Service
 
 __all__ = ["ServiceApplication", "Worker", "check_backends", "supervise"]
 
 log = logging.getLogger("myevents.server")
 
-FACTORIES: dict[str, Callable[[Config], Service]] = {
-    "events": events.create_service,
-    "booking": booking.create_service,
+#: The module whose ``create_service(config)`` builds each service, imported by the worker that serves it.
+FACTORIES: dict[str, str] = {
+    "events": "myevents.events",
+    "booking": "myevents.booking",
 }
 
 # Seconds a worker has to finish its requests and close its service (at most runtime.CLOSE_SECONDS) after SIGTERM,
@@ -40,6 +47,8 @@ GRACEFUL_SECONDS = 30
 
 def check_backends(config: Config) -> None:
     """Open and close the broker and the store once, so a wrong URL fails before any worker starts."""
+    from myevents.runtime import open_backends
+
     open_backends(config.broker_url, config.store_url).close()
 
 
@@ -126,7 +135,8 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        self.service = FACTORIES[self.config.service](self.config).start()
+        create: Callable[[Config], Service] = importlib.import_module(FACTORIES[self.config.service]).create_service
+        self.service = create(self.config).start()
         return self.service.app
 
 
