@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,51 @@ def test_cli_backends_lists_the_plugins_of_this_repository() -> None:
         ("store", "dynamodb", "pubsubkit-dynamodb"),
     ]:
         assert row in rows, f"{row} not in:\n{out}"
+
+
+#: The backend plugins' drivers: loading the plugins must not import them, only opening one of their backends.
+DRIVERS = ("confluent_kafka", "pika", "boto3", "botocore", "pymongo")
+
+_LOAD_PLUGINS_AND_OPEN_EMBEDDED = """
+import contextlib, io, json, sys, tempfile
+import pubsubkit
+from pubsubkit import cli
+
+with contextlib.redirect_stdout(io.StringIO()) as listing:  # what `pubsubkit backends` does
+    assert cli.main(["backends"]) == 0
+with tempfile.TemporaryDirectory() as tmp:
+    for url in ("memory://", f"sqlite:///{tmp}/bus.db"):
+        with pubsubkit.open_broker(url) as broker:
+            broker.emitter()
+        pubsubkit.open_store(url.replace("bus.db", "store.db")).close()
+print(json.dumps({"listing": listing.getvalue(), "drivers": [m for m in sys.argv[1:] if m in sys.modules]}))
+"""
+
+
+def test_loading_the_plugins_imports_no_driver() -> None:
+    """Every installed plugin is loaded, memory and SQLite backends opened: no plugin's driver is imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LOAD_PLUGINS_AND_OPEN_EMBEDDED, *DRIVERS],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(done.stdout)
+    for scheme in ("kafka", "amqp", "sqs", "mongodb", "dynamodb"):  # the plugins were loaded
+        assert f" {scheme} " in result["listing"], result["listing"]
+    assert result["drivers"] == []
+
+
+def test_a_plugins_classes_import_its_driver_when_named() -> None:
+    """The transport and store classes stay importable from each plugin's package (imported on first use)."""
+    code = (
+        "import sys, pubsubkit_kafka, pubsubkit_rabbitmq, pubsubkit_sqs, pubsubkit_mongo;"
+        "assert 'confluent_kafka' not in sys.modules;"
+        "from pubsubkit_kafka import KafkaTransport; assert 'confluent_kafka' in sys.modules;"
+        "from pubsubkit_rabbitmq import RabbitTransport, RabbitConsumer; assert 'pika' in sys.modules;"
+        "from pubsubkit_sqs import SqsTransport; assert 'boto3' in sys.modules;"
+        "from pubsubkit_mongo import MongoStore; assert 'pymongo' in sys.modules;"
+        "print(KafkaTransport.__name__, RabbitConsumer.__name__, SqsTransport.__name__, MongoStore.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["KafkaTransport", "RabbitConsumer", "SqsTransport", "MongoStore"]

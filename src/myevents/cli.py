@@ -8,9 +8,9 @@ import re
 import sys
 from collections.abc import Sequence
 
-from myevents import auth, config, logs
+from myevents import config, logs, tokens
 from myevents.config import DEFAULT_BINDS, Config, Service
-from pubsubkit import PubsubkitError
+from pubsubkit.errors import PubsubkitError
 
 __all__ = ["main"]
 
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print a token for local use: 'token organizer', 'token user ann'",
         description="Print a signed token (and nothing else), with the secret the services use.",
     )
-    token.add_argument("role", choices=auth.ROLES)
+    token.add_argument("role", choices=tokens.ROLES)
     token.add_argument("subject", nargs="?", help="the user id (required for a user; default: the role's name)")
     token.add_argument("--ttl", type=_duration, default=DEFAULT_TTL, metavar="DURATION", help="e.g. 3600, 30m, 12h, 7d")
     token.add_argument("--config", metavar="FILE", help="a config.json (or MYEVENTS_CONFIG)")
@@ -71,11 +71,11 @@ def _token(args: argparse.Namespace) -> int:
     if subject is None:
         print("myevents: error: name the user: myevents token user NAME", file=sys.stderr)
         return 2
-    if not auth.SUBJECT.fullmatch(subject):
+    if not tokens.SUBJECT.fullmatch(subject):
         print(f"myevents: error: {subject!r} is not a user id (1 to 64 letters, digits, _.@-)", file=sys.stderr)
         return 2
     cfg = config.load("events", config_file=args.config, data_dir=args.data_dir)
-    print(auth.issue(auth.settings(cfg), args.role, subject, args.ttl))
+    print(tokens.issue(tokens.settings(cfg), args.role, subject, args.ttl))
     return 0
 
 
@@ -121,7 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
     logs.configure("myevents", configs[0].log_level)
     for cfg in configs:
         check_backends(cfg)
-        auth.settings(cfg)  # makes the data directory's secret, if needed, before both services read it
+        tokens.settings(cfg)  # makes the data directory's secret, if needed, before both services read it
     commands = [
         child_command(
             ["event-service", "--bind", configs[0].bind, "--booking-url", booking_url, *_passed_on(args, configs[0])]
@@ -142,7 +142,7 @@ def _one(service: Service, args: argparse.Namespace) -> int:
 
     cfg = _load(service, args, args.bind)
     check_backends(cfg)
-    auth.settings(cfg)
+    tokens.settings(cfg)
     logs.configure(service, cfg.log_level)
     ServiceApplication(cfg).run()
     return 0

@@ -22,12 +22,23 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from myevents.web.body import DEFAULT_MAX_BODY
-from pubsubkit import ConfigError
+from pubsubkit.errors import ConfigError
 
-__all__ = ["DEFAULT_BINDS", "FILE_KEYS", "MIN_SECRET_BYTES", "Config", "Service", "check_secret", "load"]
+__all__ = [
+    "DEFAULT_BINDS",
+    "DEFAULT_MAX_BODY",
+    "FILE_KEYS",
+    "MIN_SECRET_BYTES",
+    "Config",
+    "Service",
+    "check_secret",
+    "load",
+]
 
 Service = Literal["events", "booking"]
+
+#: Bytes a request body may have unless configured (``max_body_bytes``).
+DEFAULT_MAX_BODY: Final = 64 * 1024
 
 DEFAULT_BINDS: Final[Mapping[str, str]] = {"events": "localhost:8181", "booking": "localhost:8282"}
 

@@ -16,6 +16,7 @@ import attrs
 from prometheus_client import CollectorRegistry
 
 import pubsubkit
+from myevents.shutdown import draining
 from myevents.web import WebApp
 
 __all__ = [
@@ -155,11 +156,6 @@ class TaskWorker:
 
     def alive(self) -> bool:
         return True
-
-
-#: Set when the process begins its graceful shutdown (SIGTERM): ``/ready`` answers 503 from then on, while
-#: requests are still served for the configured shutdown delay.
-draining = threading.Event()
 
 
 def probes(backends: Backends, workers: Sequence[Worker]) -> dict[str, Callable[[], None]]:

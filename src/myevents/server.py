@@ -1,36 +1,48 @@
 """Running services under gunicorn: one service per gunicorn master, and ``serve`` supervising two of them.
 
 The service (backends, relay and listener threads) is built in ``load()``, which gunicorn calls in each worker
-after the fork (``preload_app`` stays off): the master holds no thread and no connection. ``worker_exit`` closes
-the service in the worker, so SIGTERM or Ctrl-C lets the listener drain and the relay stop before it exits.
+after the fork (``preload_app`` stays off): the master holds no thread and no connection. Nor does it import the
+application, pubsubkit's runtime or a backend's driver (``check_backends`` opens the backends in a child of its
+own): whatever the master holds, each worker inherits, and both count it in their resident sets. ``worker_exit``
+closes the service in the worker, so SIGTERM or Ctrl-C lets the listener drain and the relay stop before it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
-from myevents import booking, events, logs
+from myevents import logs
 from myevents.config import Config
-from myevents.runtime import Service, draining, open_backends
+from myevents.shutdown import draining
+from pubsubkit import errors
+from pubsubkit.errors import PubsubkitError
+
+if TYPE_CHECKING:
+    from myevents.runtime import Service
 
 __all__ = ["ServiceApplication", "Worker", "check_backends", "supervise"]
 
 log = logging.getLogger("myevents.server")
 
-FACTORIES: dict[str, Callable[[Config], Service]] = {
-    "events": events.create_service,
-    "booking": booking.create_service,
+#: The module whose ``create_service(config)`` builds each service, imported by the worker that serves it.
+FACTORIES: dict[str, str] = {
+    "events": "myevents.events",
+    "booking": "myevents.booking",
 }
 
 # Seconds a worker has to finish its requests and close its service (at most runtime.CLOSE_SECONDS) after SIGTERM,
@@ -39,7 +51,60 @@ GRACEFUL_SECONDS = 30
 
 
 def check_backends(config: Config) -> None:
-    """Open and close the broker and the store once, so a wrong URL fails before any worker starts."""
+    """Open and close the broker and the store once, so a wrong URL fails before any worker starts.
+
+    The backends are opened in a child process forked for the check, which exits once it is done: opening them
+    imports pubsubkit's runtime and the backends' drivers, which the master would otherwise keep for its whole
+    life and pass on to every worker it forks. A :class:`~pubsubkit.PubsubkitError` of the child is raised here
+    again (same class when it is one of :mod:`pubsubkit.errors`, same message); any other failure of the child
+    raises :class:`RuntimeError` with the child's traceback. A process running other threads (not a master about
+    to start) is not forked: the backends are opened in it.
+    """
+    if threading.active_count() > 1:
+        _open_and_close(config)
+        return
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what went wrong on the pipe, never return to the caller
+        os.close(read_end)
+        code = 0
+        try:
+            _open_and_close(config)
+        except PubsubkitError as exc:
+            code = 1
+            os.write(write_end, f"{type(exc).__name__}\n{exc}".encode())
+        except BaseException:
+            code = 2
+            os.write(write_end, traceback.format_exc().encode())
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end, "rb") as report:
+            text = report.read().decode(errors="replace")
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except BaseException:  # e.g. Ctrl-C while the check runs: do not leave the child behind
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        raise
+    if code == 0:
+        return
+    if code == 1:
+        name, _, message = text.partition("\n")
+        cls = getattr(errors, name, None)
+        if not (isinstance(cls, type) and issubclass(cls, PubsubkitError)):
+            cls = PubsubkitError
+        raise cls(message)
+    raise RuntimeError(f"checking the backends failed (exit code {code}):\n{text}")
+
+
+def _open_and_close(config: Config) -> None:
+    from myevents.runtime import open_backends
+
     open_backends(config.broker_url, config.store_url).close()
 
 
@@ -126,7 +191,8 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        self.service = FACTORIES[self.config.service](self.config).start()
+        create: Callable[[Config], Service] = importlib.import_module(FACTORIES[self.config.service]).create_service
+        self.service = create(self.config).start()
         return self.service.app
 
 

@@ -1,12 +1,17 @@
-"""The gunicorn worker's signal handling, in this process: Ctrl-C's signals arriving one inside the other."""
+"""The gunicorn worker's signal handling, in this process: Ctrl-C's signals arriving one inside the other; what the
+gunicorn master loads, in a process of its own."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +100,41 @@ def test_a_quit_signal_handled_inside_the_first_returns_at_once() -> None:
     finally:
         worker.tmp.close()
     assert pool.shutdowns == 0
+
+
+#: What a master does before gunicorn forks its worker (``myevents event-service``): read the configuration, make
+#: the token secret, check the backends, import the server. None of :data:`NOT_IN_MASTER` may be loaded then.
+_MASTER = """
+import json, sys
+from myevents import cli, config, tokens
+from myevents.server import ServiceApplication, check_backends
+from pubsubkit import PubsubkitError
+
+cfg = config.load("events", data_dir=sys.argv[1])
+tokens.settings(cfg)
+check_backends(cfg)
+loaded = [m for m in sys.argv[2:] if m in sys.modules]
+try:
+    check_backends(config.load("events", data_dir=sys.argv[1], env={"MYEVENTS_STORE_URL": "carrier://pigeon"}))
+except PubsubkitError as exc:
+    error = [type(exc).__name__, str(exc)]
+print(json.dumps({"loaded": loaded, "error": error}))
+"""
+
+NOT_IN_MASTER = (
+    *("falcon", "jwt", "cattrs", "prometheus_client", "pubsubkit.api", "pubsubkit.backends.sqlite"),
+    *("myevents.runtime", "myevents.events", "myevents.booking"),
+    *("confluent_kafka", "pika", "boto3", "botocore", "pymongo"),
+)
+
+
+def test_the_master_checks_the_backends_without_loading_the_app_or_the_drivers(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _MASTER, str(tmp_path), *NOT_IN_MASTER], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout)
+    assert result["loaded"] == []
+    assert (tmp_path / "bus.db").exists()  # the check did open the backends, in a child process
+    kind, message = result["error"]
+    assert kind == "UnknownSchemeError"
+    assert message.startswith("no store plugin serves carrier://")

@@ -7,11 +7,10 @@ from typing import Any
 import falcon
 import orjson
 
+from myevents.config import DEFAULT_MAX_BODY
 from myevents.web.problems import Problem
 
 __all__ = ["DEFAULT_MAX_BODY", "JSON_TYPES", "json_body"]
-
-DEFAULT_MAX_BODY = 64 * 1024
 
 #: Media types accepted for request bodies (``application/merge-patch+json`` is what a PATCH is).
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})

@@ -3,18 +3,25 @@
 Every event goes to one topic (``events`` by default, as in the Go MyEvents), as the Go original's JSON value
 ``{"eventName": ..., "payload": {...}}``; the event key is the Kafka message key and picks the partition; one
 listener group is one Kafka consumer group. See the README for the options.
+
+confluent-kafka is imported when a ``kafka://`` broker is opened (or :class:`KafkaTransport` or
+:class:`KafkaConsumer` is first named), not when pubsubkit loads the plugin.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pubsubkit.hookspecs import hookimpl
 from pubsubkit.registry import BrokerSpec
-from pubsubkit_kafka._config import KafkaSettings, parse_url
-from pubsubkit_kafka._consumer import KafkaConsumer
-from pubsubkit_kafka._transport import CAPABILITIES, KafkaTransport
+from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, derived_id
+
+if TYPE_CHECKING:
+    from pubsubkit_kafka._consumer import KafkaConsumer
+    from pubsubkit_kafka._transport import KafkaTransport
 
 __all__ = [
     "CAPABILITIES",
@@ -27,6 +34,25 @@ __all__ = [
     "parse_url",
 ]
 
+#: The names whose modules import confluent-kafka, and those modules.
+_LAZY = {"KafkaConsumer": "pubsubkit_kafka._consumer", "KafkaTransport": "pubsubkit_kafka._transport"}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+
+
+def _open_transport(url: str, **options: Any) -> KafkaTransport:
+    """The factory of ``kafka://`` brokers: a :class:`KafkaTransport`, confluent-kafka imported only now."""
+    from pubsubkit_kafka._transport import KafkaTransport
+
+    return KafkaTransport(url, **options)
+
 
 @hookimpl
 def pubsubkit_register_brokers(register: Callable[[BrokerSpec], None]) -> None:
@@ -34,7 +60,7 @@ def pubsubkit_register_brokers(register: Callable[[BrokerSpec], None]) -> None:
     register(
         BrokerSpec(
             schemes=("kafka",),
-            factory=KafkaTransport,
+            factory=_open_transport,
             capabilities=CAPABILITIES,
             distribution="pubsubkit-kafka",
             description="Kafka topic with consumer groups (confluent-kafka / librdkafka)",

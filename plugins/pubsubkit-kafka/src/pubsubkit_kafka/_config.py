@@ -11,11 +11,22 @@ import attrs
 
 from pubsubkit.errors import ConfigError
 from pubsubkit.options import number
+from pubsubkit.transport import Capabilities
 
-__all__ = ["KafkaSettings", "parse_url"]
+__all__ = ["CAPABILITIES", "KafkaSettings", "parse_url"]
 
 #: librdkafka's own log lines (connection failures are logged there at level ERROR while a broker is away).
 log = logging.getLogger("pubsubkit_kafka.librdkafka")
+
+CAPABILITIES = Capabilities(
+    ordered=True,  # one key, one partition, one member of the group at a time, in offset order
+    persistent=True,  # a Kafka log survives broker restarts (replicated, on disk)
+    consumer_groups=True,
+    replay=True,  # a new group reads the log from the start (auto.offset.reset=earliest)
+    multi_process=True,
+    dead_letter_store=False,  # dead letters go to a topic; they are not listed or replayed through pubsubkit
+    restartable=True,
+)
 
 #: librdkafka properties that only a consumer understands; the others go to producers (and admin clients).
 _CONSUMER_ONLY = (

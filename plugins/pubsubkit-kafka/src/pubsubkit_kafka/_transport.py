@@ -17,23 +17,13 @@ from confluent_kafka.cimpl import NewTopic
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
 from pubsubkit.registry import redact
-from pubsubkit.transport import Capabilities, Consumer, Transport
-from pubsubkit_kafka._config import KafkaSettings, parse_url
+from pubsubkit.transport import Consumer, Transport
+from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import encode_value, message_headers
 
 __all__ = ["CAPABILITIES", "KafkaTransport", "Record"]
 
 log = logging.getLogger("pubsubkit_kafka")
-
-CAPABILITIES = Capabilities(
-    ordered=True,  # one key, one partition, one member of the group at a time, in offset order
-    persistent=True,  # a Kafka log survives broker restarts (replicated, on disk)
-    consumer_groups=True,
-    replay=True,  # a new group reads the log from the start (auto.offset.reset=earliest)
-    multi_process=True,
-    dead_letter_store=False,  # dead letters go to a topic; they are not listed or replayed through pubsubkit
-    restartable=True,
-)
 
 #: (value, key, headers, timestamp in ms) of one message to produce.
 Record = tuple[bytes, str | None, list[tuple[str, str | bytes | None]], int]

@@ -8,20 +8,44 @@ Options (keyword arguments or URL query): ``database`` (default: the URL's path,
 ``inbox_ttl`` (seconds MongoDB keeps an inbox record, default 30 days), ``transaction_timeout`` (seconds a unit
 of work may take, retries included, default 30). Every other keyword argument goes to ``pymongo.MongoClient``,
 and every other URL query parameter is pymongo's.
+
+pymongo is imported when a ``mongodb://`` store is opened (or :class:`MongoStore` is first named), not when
+pubsubkit loads the plugin.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pubsubkit
 from pubsubkit import StoreSpec
 from pubsubkit_mongo._options import DEFAULT_DATABASE, DEFAULT_INBOX_TTL, SCHEMES
-from pubsubkit_mongo.store import MongoStore
+
+if TYPE_CHECKING:
+    from pubsubkit_mongo.store import MongoStore
 
 __all__ = ["CAPABILITIES", "DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MongoStore", "pubsubkit_register_stores"]
 
 CAPABILITIES = {"transactions": True, "persistent": True, "multi_process": True}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        """:class:`MongoStore`, whose module imports pymongo, on first use."""
+        if name != "MongoStore":
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from pubsubkit_mongo.store import MongoStore
+
+        globals()[name] = MongoStore
+        return MongoStore
+
+
+def _open_store(url: str, **options: Any) -> MongoStore:
+    """The factory of ``mongodb://`` stores: a :class:`MongoStore`, pymongo imported only now."""
+    from pubsubkit_mongo.store import MongoStore
+
+    return MongoStore(url, **options)
 
 
 @pubsubkit.hookimpl
@@ -29,7 +53,7 @@ def pubsubkit_register_stores(register: Callable[[StoreSpec], None]) -> None:
     register(
         StoreSpec(
             schemes=SCHEMES,
-            factory=MongoStore,
+            factory=_open_store,
             distribution="pubsubkit-mongo",
             description="MongoDB documents, with outbox and inbox in multi-document transactions",
             capabilities=CAPABILITIES,

@@ -5,20 +5,45 @@ persistent messages confirmed by the broker (publisher confirms, pipelined). Eac
 durable queue ``<exchange>.<group>`` (a quorum queue by default) bound to the names its listener handles,
 and a dead-letter queue ``<exchange>.<group>.dlq`` fed through the exchange ``<exchange>.dlx``. The wire format
 is the Go MyEvents one: routing key and header ``x-event-name`` = event name, JSON body.
+
+pika is imported when an ``amqp://`` broker is opened (or :class:`RabbitTransport` or :class:`RabbitConsumer` is
+first named), not when pubsubkit loads the plugin.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pubsubkit
 from pubsubkit import BrokerSpec
-from pubsubkit_rabbitmq._config import OPTIONS, Settings
-from pubsubkit_rabbitmq._consumer import RabbitConsumer
-from pubsubkit_rabbitmq._publisher import Unroutable
-from pubsubkit_rabbitmq._transport import CAPABILITIES, RabbitTransport
+from pubsubkit_rabbitmq._config import CAPABILITIES, OPTIONS, Settings, Unroutable
+
+if TYPE_CHECKING:
+    from pubsubkit_rabbitmq._consumer import RabbitConsumer
+    from pubsubkit_rabbitmq._transport import RabbitTransport
 
 __all__ = ["CAPABILITIES", "OPTIONS", "RabbitConsumer", "RabbitTransport", "Settings", "Unroutable"]
+
+#: The names whose modules import pika, and those modules.
+_LAZY = {"RabbitConsumer": "pubsubkit_rabbitmq._consumer", "RabbitTransport": "pubsubkit_rabbitmq._transport"}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+
+
+def _open_transport(url: str, **options: Any) -> RabbitTransport:
+    """The factory of ``amqp://`` brokers: a :class:`RabbitTransport`, pika imported only now."""
+    from pubsubkit_rabbitmq._transport import RabbitTransport
+
+    return RabbitTransport(url, **options)
 
 
 @pubsubkit.hookimpl
@@ -27,7 +52,7 @@ def pubsubkit_register_brokers(register: Callable[[BrokerSpec], None]) -> None:
     register(
         BrokerSpec(
             schemes=("amqp", "amqps"),
-            factory=RabbitTransport,
+            factory=_open_transport,
             capabilities=CAPABILITIES,
             distribution="pubsubkit-rabbitmq",
             description="RabbitMQ: durable topic exchange, a quorum queue per consumer group, publisher confirms",

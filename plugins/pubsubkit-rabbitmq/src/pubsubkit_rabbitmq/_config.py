@@ -8,17 +8,40 @@ win over the query.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
-import pika
 
-from pubsubkit.errors import ConfigError
+from pubsubkit.errors import ConfigError, PublishError
 from pubsubkit.options import flag, number
 from pubsubkit.registry import redact
+from pubsubkit.transport import Capabilities
 
-__all__ = ["OPTIONS", "Settings", "parse"]
+if TYPE_CHECKING:
+    import pika
+
+__all__ = ["CAPABILITIES", "OPTIONS", "Settings", "Unroutable", "parse"]
+
+CAPABILITIES = Capabilities(
+    ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
+    persistent=True,  # durable exchanges and queues, persistent messages, publisher confirms
+    consumer_groups=True,  # a queue per group, bound to the exchange
+    replay=False,  # a group's queue gets what is published after it was declared
+    multi_process=True,
+    dead_letter_store=True,  # a dead-letter queue per group, listed and replayed through the transport
+    restartable=True,
+)
+
+
+class Unroutable(PublishError):
+    """The broker returned a message because no queue is bound for its routing key (``mandatory``).
+
+    Publishing it again would not help until a queue is bound, so the emitter does not retry it.
+    """
+
+    retryable = False
+
 
 #: pubsubkit's own options and what they mean (pika's query parameters pass through to pika).
 OPTIONS: Mapping[str, str] = {
@@ -103,6 +126,8 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         )
     ours.update(options)
     pika_url = urlunsplit(parts._replace(query=urlencode(query)))
+    import pika  # here, not at the top: loading the plugin must not load the driver
+
     try:
         params = pika.URLParameters(pika_url)
     except (ValueError, TypeError) as exc:

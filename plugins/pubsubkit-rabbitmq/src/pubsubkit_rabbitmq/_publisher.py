@@ -23,20 +23,11 @@ import pika.exceptions
 
 from pubsubkit.errors import Closed, ConnectionLost, PublishError, PubsubkitError
 from pubsubkit.registry import redact
-from pubsubkit_rabbitmq._config import Settings
+from pubsubkit_rabbitmq._config import Settings, Unroutable
 
 __all__ = ["Outgoing", "Publisher", "Unroutable"]
 
 log = logging.getLogger("pubsubkit.rabbitmq")
-
-
-class Unroutable(PublishError):
-    """The broker returned a message because no queue is bound for its routing key (``mandatory``).
-
-    Publishing it again would not help until a queue is bound, so the emitter does not retry it.
-    """
-
-    retryable = False
 
 
 class Outgoing(NamedTuple):

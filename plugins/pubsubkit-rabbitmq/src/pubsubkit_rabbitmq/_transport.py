@@ -15,22 +15,14 @@ import pika.exceptions
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound
 from pubsubkit.registry import redact
-from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Transport
+from pubsubkit.transport import Consumer, DeadLetter, Transport
 from pubsubkit_rabbitmq import _config, _wire
+from pubsubkit_rabbitmq._config import CAPABILITIES
 from pubsubkit_rabbitmq._consumer import DRIVER_ERRORS, RabbitConsumer, connect, translate
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
 
 __all__ = ["CAPABILITIES", "RabbitTransport"]
 
-CAPABILITIES = Capabilities(
-    ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
-    persistent=True,  # durable exchanges and queues, persistent messages, publisher confirms
-    consumer_groups=True,  # a queue per group, bound to the exchange
-    replay=False,  # a group's queue gets what is published after it was declared
-    multi_process=True,
-    dead_letter_store=True,  # a dead-letter queue per group, listed and replayed through the transport
-    restartable=True,
-)
 
 R = TypeVar("R")
 

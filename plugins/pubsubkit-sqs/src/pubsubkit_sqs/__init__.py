@@ -4,19 +4,45 @@ Publishing goes to the SNS topic ``<prefix>`` in batches of 10; each consumer gr
 ``<prefix>-<group>`` subscribed to the topic (raw message delivery), so every group gets every event, and a
 dead-letter queue ``<prefix>-<group>-dlq``. The wire format is the Go MyEvents' one: the body is the JSON payload,
 the message attribute ``event_name`` names the event (see :mod:`pubsubkit_sqs.wire`).
+
+boto3 is imported when an ``sqs://`` broker is opened (or :class:`SqsTransport` or :class:`SqsConsumer` is first
+named), not when pubsubkit loads the plugin.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pubsubkit.hookspecs import hookimpl
 from pubsubkit.registry import BrokerSpec
-from pubsubkit_sqs.consumer import SqsConsumer
-from pubsubkit_sqs.options import Options
-from pubsubkit_sqs.transport import CAPABILITIES, FIFO_CAPABILITIES, SqsTransport
+from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options
+
+if TYPE_CHECKING:
+    from pubsubkit_sqs.consumer import SqsConsumer
+    from pubsubkit_sqs.transport import SqsTransport
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "SqsConsumer", "SqsTransport", "pubsubkit_register_brokers"]
+
+#: The names whose modules import boto3, and those modules.
+_LAZY = {"SqsConsumer": "pubsubkit_sqs.consumer", "SqsTransport": "pubsubkit_sqs.transport"}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        if name not in _LAZY:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+
+
+def _open_transport(url: str, **options: Any) -> SqsTransport:
+    """The factory of ``sqs://`` brokers: an :class:`SqsTransport`, boto3 imported only now."""
+    from pubsubkit_sqs.transport import SqsTransport
+
+    return SqsTransport(url, **options)
 
 
 @hookimpl
@@ -25,7 +51,7 @@ def pubsubkit_register_brokers(register: Callable[[BrokerSpec], None]) -> None:
     register(
         BrokerSpec(
             schemes=("sqs",),
-            factory=SqsTransport,
+            factory=_open_transport,
             capabilities=CAPABILITIES,
             distribution="pubsubkit-sqs",
             description="Amazon SQS queues per consumer group, fanned out from an SNS topic (fifo=true: ordered)",

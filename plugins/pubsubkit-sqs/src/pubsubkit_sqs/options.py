@@ -12,8 +12,28 @@ import attrs
 
 from pubsubkit.errors import ConfigError
 from pubsubkit.options import flag, number
+from pubsubkit.transport import Capabilities
 
-__all__ = ["Options", "parse"]
+__all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "parse"]
+
+CAPABILITIES = Capabilities(
+    ordered=False,  # standard queues deliver at least once, in no promised order
+    persistent=True,  # SQS keeps a message until it is deleted or its retention runs out
+    consumer_groups=True,  # a queue per group, each subscribed to the topic
+    replay=False,  # a new group's queue gets what is published after it subscribed
+    multi_process=True,
+    dead_letter_store=False,  # a dead-letter queue per group, inspected and redriven with AWS tools
+    restartable=False,
+)
+FIFO_CAPABILITIES = Capabilities(
+    ordered=True,  # fifo=true: MessageGroupId is the key, and SQS holds a group while a message is in flight
+    persistent=True,
+    consumer_groups=True,
+    replay=False,
+    multi_process=True,
+    dead_letter_store=False,
+    restartable=False,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 KNOWN = (

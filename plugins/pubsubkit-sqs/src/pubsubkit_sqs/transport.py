@@ -11,31 +11,13 @@ from typing import Any
 
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, PublishError
-from pubsubkit.transport import Capabilities, Consumer, Transport
+from pubsubkit.transport import Consumer, Transport
 from pubsubkit_sqs import wire
 from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
-from pubsubkit_sqs.options import Options, parse
+from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
 
-CAPABILITIES = Capabilities(
-    ordered=False,  # standard queues deliver at least once, in no promised order
-    persistent=True,  # SQS keeps a message until it is deleted or its retention runs out
-    consumer_groups=True,  # a queue per group, each subscribed to the topic
-    replay=False,  # a new group's queue gets what is published after it subscribed
-    multi_process=True,
-    dead_letter_store=False,  # a dead-letter queue per group, inspected and redriven with AWS tools
-    restartable=False,
-)
-FIFO_CAPABILITIES = Capabilities(
-    ordered=True,  # fifo=true: MessageGroupId is the key, and SQS holds a group while a message is in flight
-    persistent=True,
-    consumer_groups=True,
-    replay=False,
-    multi_process=True,
-    dead_letter_store=False,
-    restartable=False,
-)
 
 BATCH = 10  # the most entries SNS PublishBatch and the SQS batch calls take
 BATCH_BYTES = 250_000  # under the 256 KiB limit of one batch request
