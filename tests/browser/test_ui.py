@@ -138,6 +138,20 @@ def test_organize_book_sell_out_and_cancel(browser: Any, services: dict[str, str
     page.get_by_role("button", name="Save location").click()
     expect(status).to_have_text("Saved the location Club.")
 
+    # A location made by mistake is cancelled (two clicks) and leaves the list.
+    page.get_by_role("link", name="New location").click()
+    page.get_by_label("Name", exact=True).fill("Typo Hall")
+    page.get_by_label("Hall name").fill("main")
+    page.get_by_role("button", name="Create location").click()
+    expect(status).to_have_text("Saved the location Typo Hall.")
+    page.get_by_role("link", name="Typo Hall").click()
+    page.get_by_role("button", name="Cancel location").click()
+    expect(status).to_contain_text("click again to confirm")
+    page.get_by_role("button", name="Yes, cancel Typo Hall").click()
+    expect(status).to_have_text("Cancelled the location Typo Hall.")
+    expect(page.get_by_role("link", name="Club")).to_be_visible()
+    expect(page.get_by_role("link", name="Typo Hall")).to_have_count(0)
+
     page.get_by_role("link", name="New event").click()
     page.get_by_label("Name", exact=True).fill("Gig draft")
     page.get_by_label("Location").select_option(label="Club")

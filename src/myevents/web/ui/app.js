@@ -476,7 +476,35 @@ async function locationForm(id) {
     h("button", { type: "button", class: "secondary", onclick: () => halls.append(hallRow()) }, "Add a hall"),
     save,
   );
-  return [h("h1", {}, id ? `Edit ${loc.Name}` : "New location"), form, result];
+  const parts = [h("h1", {}, id ? `Edit ${loc.Name}` : "New location"), form, result];
+  if (id && !loc.Cancelled) parts.push(cancelLocation(id, loc.Name, result));
+  return parts;
+}
+
+// Cancelling a location takes two clicks: the first asks, the second does it (no browser dialog).
+function cancelLocation(id, name, result) {
+  const button = h("button", { type: "button", class: "danger" }, "Cancel location");
+  let asked = false;
+  button.addEventListener("click", async () => {
+    if (!asked) {
+      asked = true;
+      button.textContent = `Yes, cancel ${name}`;
+      setStatus(`Cancelling ${name} cannot be undone: click again to confirm.`, "info");
+      return;
+    }
+    button.disabled = true;
+    setStatus("Cancelling the location…", "busy");
+    try {
+      await events("DELETE", `/locations/${encodeURIComponent(id)}`);
+      setStatus(`Cancelled the location ${name}.`, "done");
+      location.hash = "#/locations";
+    } catch (err) {
+      setStatus("The location was not cancelled.", "error");
+      result.replaceChildren(problemBox(err));
+      button.disabled = false;
+    }
+  });
+  return h("p", {}, button);
 }
 
 async function eventForm(id) {
