@@ -12,6 +12,10 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+import time
+import urllib.error
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -243,3 +247,97 @@ def test_sigterm_turns_ready_false_first_then_drains(tmp_path: Path, procs: list
     assert call("GET", url + "/events")[0] == 200  # still serving while the load balancer catches up
     assert events.popen.wait(60) == 0
     assert any(r.get("message") == "events service stopped" for r in events.logs())
+
+
+def test_sigterm_under_load_answers_every_accepted_request_and_keeps_every_write(
+    tmp_path: Path, procs: list[Proc]
+) -> None:
+    """SIGTERM while 8 clients write and read without pause, bypassing /ready as no load balancer would.
+
+    The service keeps answering through its shutdown delay (1 s), then exits 0. No request gets a 5xx. When it
+    closes its listening socket, the connections still waiting in the kernel's queue are reset: those requests
+    were never read, so none of the writes among them happened and a client may send them again. Every event
+    answered 201 is there after a restart.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**SECRET_ENV, "MYEVENTS_SHUTDOWN_DELAY": "1"}
+    data = str(tmp_path / "data")
+
+    def start() -> Proc:
+        p = Proc(tmp_path, "events", "event-service", "--bind", f"127.0.0.1:{port}", "--data-dir", data, env=env)
+        procs.append(p)
+        wait_ready(url, p)
+        return p
+
+    events = start()
+    org = as_organizer()
+    status, loc, _ = call("POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]}, org)
+    assert status == 201
+    lock = threading.Lock()
+    accepted: list[str] = []
+    answers: Counter[int] = Counter()
+    refused: Counter[str] = Counter()
+    cut: list[str] = []
+    cut_writes: list[str] = []
+    stop = threading.Event()
+    signalled = threading.Event()
+    after_signal = Counter[int]()
+    t_signal = [float("inf")]
+
+    def client(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            body = {"Name": f"e{n}-{i}", "StartDate": 1, "EndDate": 2, "Location": {"ID": loc["ID"]}}
+            try:
+                status, answer, _ = call("POST", url + "/events", body, org) if i % 2 else call("GET", url + "/events")
+            except urllib.error.URLError as exc:
+                if isinstance(exc.reason, ConnectionRefusedError):
+                    with lock:
+                        refused[type(exc.reason).__name__] += 1
+                    time.sleep(0.01)
+                    continue
+                with lock:
+                    cut.append(f"{time.monotonic() - t_signal[0]:.2f}s {exc!r}")
+                    if i % 2:
+                        cut_writes.append(body["Name"])
+                continue
+            except (http.client.HTTPException, OSError) as exc:
+                with lock:
+                    cut.append(f"{time.monotonic() - t_signal[0]:.2f}s {exc!r}")
+                    if i % 2:
+                        cut_writes.append(body["Name"])
+                continue
+            with lock:
+                answers[status] += 1
+                if signalled.is_set():
+                    after_signal[status] += 1
+                if status == 201:
+                    accepted.append(answer["ID"])
+
+    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(8)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: answers[201] >= 20, timeout=30, what="20 events written under load")
+    t_signal[0] = time.monotonic()
+    signalled.set()
+    events.popen.send_signal(signal.SIGTERM)
+    code = events.popen.wait(60)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert code == 0
+    during_delay = [c for c in cut if float(c.split("s ", 1)[0]) < 0.9]
+    assert not during_delay, f"requests cut while the service still served: {during_delay[:3]}"
+    assert not [s for s in answers if s >= 500 and s != 503], answers
+    assert after_signal[201] > 0, "nothing was served during the shutdown delay"
+    assert answers[503] == 0, answers  # writes are still taken while /ready says 503
+
+    again = start()
+    everything = call("GET", url + "/events")[1]
+    listed = {e["ID"] for e in everything}
+    done_anyway = {e["Name"] for e in everything} & set(cut_writes)
+    assert not done_anyway, f"writes done although their answer was cut: {sorted(done_anyway)[:3]}"
+    assert set(accepted) <= listed, f"{len(set(accepted) - listed)} accepted events lost"
+    assert again.stop() == 0
