@@ -146,3 +146,15 @@ def test_a_plugins_classes_import_its_driver_when_named() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["KafkaTransport", "RabbitConsumer", "SqsTransport", "MongoStore"]
+
+
+def test_pubsubkit_names_and_submodules_load_on_first_use() -> None:
+    """``import pubsubkit`` is light, yet its public names and its submodules (``pubsubkit.codec``) still resolve."""
+    code = (
+        "import sys, pubsubkit;"
+        "assert 'pubsubkit.codec' not in sys.modules;"
+        "print(pubsubkit.codec.converter is not None, pubsubkit.Emitter.__name__, pubsubkit.envelope.new_id() != '');"
+        "print(hasattr(pubsubkit, 'no_such_thing'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "Emitter", "True", "False"]

@@ -146,6 +146,12 @@ if not TYPE_CHECKING:
     def __getattr__(name: str) -> Any:
         module = _LAZY.get(name)
         if module is None:
+            # A submodule, as ``pubsubkit.codec`` after ``import pubsubkit``: imported on first use too.
+            try:
+                return importlib.import_module(f"{__name__}.{name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{__name__}.{name}":
+                    raise
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value
