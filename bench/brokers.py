@@ -210,6 +210,20 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
         raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
     rows = [rate_row(SCENARIO, "kafka", "raw", "emit idempotent acks=all", n, seconds)]
 
+    # For reference, the guarantee of pubsubkit's emit_many: each batch of BATCH confirmed before the next one.
+    batched = run_name("rawbatch")
+    kafka_create_topic(batched)
+    start = time.perf_counter()
+    for i in range(0, n, BATCH):
+        for j in range(i, min(n, i + BATCH)):
+            producer.produce(batched, body, key=f"k{j % 100}".encode(), on_delivery=report)
+        producer.flush(timeout)
+    seconds = time.perf_counter() - start
+    kafka_delete_topic(batched)
+    if failed:
+        raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
+    rows.append(rate_row(SCENARIO, "kafka", "raw", f"emit acks=all, flush per {BATCH}", n, seconds))
+
     consumer = Consumer(
         {
             "bootstrap.servers": kafka_bootstrap(),
