@@ -34,6 +34,16 @@ class Ticket:
     note: str
 
 
+@pubsubkit.event("benchWarmUp")
+@attrs.frozen
+class WarmUp:
+    """Published once before a measured run, so that every client's producer is started before its clock
+    (an idempotent Kafka producer waits half a second for its producer id before its first delivery); no
+    benchmark handler listens to it."""
+
+    n: int = 0
+
+
 def ticket(i: int) -> Ticket:
     """The ``i``-th benchmark event; its JSON is :data:`PAYLOAD_BYTES` long, give or take a few bytes."""
     base = Ticket(

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import time
+import uuid
 from datetime import UTC, datetime
 
 import attrs
@@ -86,7 +89,31 @@ def test_upcasters_lift_old_payloads(reg: EventRegistry) -> None:
 
 
 def test_ids_are_unique_and_time_ordered() -> None:
+    before = time.time_ns() // 1_000_000
     ids = [new_id() for _ in range(20_000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
     assert ids == sorted(ids)
     assert all(i[14] == "7" for i in ids[:10])  # UUID version 7
+    parsed = [uuid.UUID(i) for i in ids[:1000]]
+    assert all(u.version == 7 and u.variant == uuid.RFC_4122 and str(u) == i for u, i in zip(parsed, ids, strict=False))
+    first, last = (int(i.replace("-", "")[:12], 16) for i in (ids[0], ids[-1]))
+    assert before <= first <= last <= after + len(ids) // 4096  # a full counter borrows the next millisecond
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_ids_of_a_forked_child_differ_from_its_parents() -> None:
+    new_id()  # the parent has random digits in hand
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its ids, then exit at once
+        os.close(read)
+        os.write(write, "\n".join(new_id() for _ in range(200)).encode())
+        os._exit(0)
+    os.close(write)
+    mine = [new_id() for _ in range(200)]
+    with os.fdopen(read, "rb") as f:
+        theirs = f.read().decode().split("\n")
+    os.waitpid(pid, 0)
+    assert len(theirs) == 200
+    assert {i[19:] for i in mine}.isdisjoint(i[19:] for i in theirs)  # their random parts

@@ -10,7 +10,7 @@ from typing import Any
 import pluggy
 
 from pubsubkit.codec import Codec
-from pubsubkit.envelope import Envelope, Header
+from pubsubkit.envelope import Envelope, Header, new_id
 from pubsubkit.errors import Closed, ConnectionLost, PublishError
 from pubsubkit.registry import redact
 from pubsubkit.transport import Transport
@@ -46,10 +46,11 @@ class Emitter:
 
     def envelope(self, event: Any, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
         hdrs = {**self.headers, **headers} if headers else self.headers
-        env = self.codec.envelope(event, key=key, headers=hdrs)
-        if Header.CORRELATION_ID not in env.headers:
-            env = env.with_headers(correlation_id=env.id)
-        return env
+        if Header.CORRELATION_ID in hdrs:
+            return self.codec.envelope(event, key=key, headers=hdrs)
+        # A new conversation: the event is its own correlation id (set here rather than copying the envelope).
+        message_id = new_id()
+        return self.codec.envelope(event, key=key, headers={**hdrs, Header.CORRELATION_ID: message_id}, id=message_id)
 
     def emit(self, event: Any, *, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
         """Publish one event; returns its envelope once the broker confirmed it."""

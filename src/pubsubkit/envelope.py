@@ -27,14 +27,34 @@ class Header:
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
+#: The first 15 characters of the ids of millisecond ``_last_ms`` (time and version).
+_prefix = ""
+#: Random hex digits, from the OS 2 KiB at a time (one system call per 256 ids), and how many are used.
+_random = ""
+_taken = 0
+#: The first digit of the variant group: the bits ``10`` and two random bits.
+_VARIANT = "89ab" * 4
+
+
+def _forget_random() -> None:
+    """A forked child must not hand out the random digits its parent goes on using (nor wait for a lock that
+    a thread of its parent held)."""
+    global _lock, _random, _taken
+    _lock = threading.Lock()
+    _random, _taken = "", 0
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_forget_random)
 
 
 def new_id() -> str:
     """Return a new UUIDv7 string: unique, and sorting in creation order within one process.
 
-    The 12-bit counter after the millisecond timestamp keeps ids made in the same millisecond ordered.
+    48 bits of Unix milliseconds, the version, a 12-bit counter that keeps ids made in the same millisecond
+    ordered, the variant and 62 random bits.
     """
-    global _last_ms, _seq
+    global _last_ms, _seq, _prefix, _random, _taken
     with _lock:
         ms = time.time_ns() // 1_000_000
         if ms <= _last_ms:
@@ -42,15 +62,20 @@ def new_id() -> str:
             if _seq > 0xFFF:  # counter exhausted: borrow the next millisecond
                 _last_ms += 1
                 _seq = 0
-            ms = _last_ms
+                h = f"{_last_ms:012x}"
+                _prefix = f"{h[:8]}-{h[8:]}-7"
         else:
             _last_ms = ms
             _seq = 0
+            h = f"{ms:012x}"
+            _prefix = f"{h[:8]}-{h[8:]}-7"
         seq = _seq
-    rand = int.from_bytes(os.urandom(8), "big") & 0x3FFF_FFFF_FFFF_FFFF
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | rand
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        prefix = _prefix
+        if _taken >= len(_random):
+            _random, _taken = os.urandom(2048).hex(), 0
+        r = _random[_taken : _taken + 16]
+        _taken += 16
+    return f"{prefix}{seq:03x}-{_VARIANT[int(r[0], 16)]}{r[1:4]}-{r[4:]}"
 
 
 def utcnow() -> datetime:

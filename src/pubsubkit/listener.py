@@ -167,7 +167,7 @@ class Listener:
         self._abandon = threading.Event()
         self._running = threading.Lock()
         self._results: queue.SimpleQueue[tuple[_Work, str, DeadLetter | None]] = queue.SimpleQueue()
-        self._lanes: list[queue.SimpleQueue[_Work | None]] = []
+        self._lanes: list[queue.SimpleQueue[list[_Work] | None]] = []
         self._threads: list[threading.Thread] = []
         self._loop_thread: threading.Thread | None = None
         self.handled = 0
@@ -304,6 +304,9 @@ class Listener:
                 if got:
                     self._hooks.received([d.envelope for d in got if d.envelope is not None], self.group)
                 now = time.monotonic()
+                # One hand-over per lane and receive, not per message: waking a lane thread costs more than
+                # handling a small message.
+                batches: dict[int, list[_Work]] = {}
                 for d in got:
                     work = _Work(d, now)
                     in_flight[id(work)] = work
@@ -313,7 +316,13 @@ class Listener:
                         rr += 1
                     else:
                         lane = zlib.crc32(key.encode()) % self.concurrency
-                    self._lanes[lane].put(work)
+                    batch = batches.get(lane)
+                    if batch is None:
+                        batches[lane] = [work]
+                    else:
+                        batch.append(work)
+                for lane, works in batches.items():
+                    self._lanes[lane].put(works)
                 if lease and now >= next_extend:
                     consumer.extend([w.delivery for w in in_flight.values()], lease)
                     next_extend = now + lease / 3
@@ -386,21 +395,22 @@ class Listener:
 
     # --- handling ----------------------------------------------------------------------------------------
 
-    def _lane(self, q: queue.SimpleQueue[_Work | None]) -> None:
+    def _lane(self, q: queue.SimpleQueue[list[_Work] | None]) -> None:
         while True:
-            work = q.get()
-            if work is None:
+            works = q.get()
+            if works is None:
                 return
-            if self._abandon.is_set():
-                continue
-            try:
-                outcome, letter = self._handle(work.delivery)
-            except BaseException as exc:  # a bug here must not lose the message: give it back
-                log.exception("listener %s: internal error", self.group)
-                outcome, letter = _Outcome.RELEASE, None
-                if not isinstance(exc, Exception):
-                    raise
-            self._results.put((work, outcome, letter))
+            for work in works:  # in order: messages of one key are in one lane's batches
+                if self._abandon.is_set():
+                    break
+                try:
+                    outcome, letter = self._handle(work.delivery)
+                except BaseException as exc:  # a bug here must not lose the message: give it back
+                    log.exception("listener %s: internal error", self.group)
+                    outcome, letter = _Outcome.RELEASE, None
+                    if not isinstance(exc, Exception):
+                        raise
+                self._results.put((work, outcome, letter))
 
     def _letter(self, d: Delivery, reason: str, error: str, attempts: int) -> DeadLetter:
         env = d.envelope

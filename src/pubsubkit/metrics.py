@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -82,6 +83,20 @@ class MetricsPlugin:
         self.pending = Gauge(
             "pubsubkit_outbox_pending", "Outbox entries seen waiting by the relay's last read.", registry=reg
         )
+        # The labelled children met so far: ``labels()`` checks and locks on every call, and the listener reports
+        # every message.
+        self._handled_children: dict[tuple[str, str, str], Any] = {}
+        self._group_children: dict[str, tuple[Any, Any]] = {}
+
+    def _of_group(self, group: str) -> tuple[Any, Any]:
+        """The handler-time histogram and the in-flight gauge of ``group``."""
+        children = self._group_children.get(group)
+        if children is None:
+            children = self._group_children[group] = (
+                self.handler_seconds.labels(group),
+                self.in_flight.labels(group),
+            )
+        return children
 
     @hookimpl
     def pubsubkit_emitted(self, envelopes: Sequence[Envelope], url: str, seconds: float) -> None:
@@ -95,17 +110,22 @@ class MetricsPlugin:
     @hookimpl
     def pubsubkit_received(self, envelopes: Sequence[Envelope], group: str) -> None:
         self.received.labels(group).inc(len(envelopes))
-        self.in_flight.labels(group).inc(len(envelopes))
+        self._of_group(group)[1].inc(len(envelopes))
 
     @hookimpl
     def pubsubkit_handled(self, envelope: Envelope, group: str, outcome: str, seconds: float, attempt: int) -> None:
-        self.handled.labels(group, envelope.name, outcome).inc()
+        key = (group, envelope.name, outcome)
+        counter = self._handled_children.get(key)
+        if counter is None:
+            counter = self._handled_children[key] = self.handled.labels(*key)
+        counter.inc()
+        handler_seconds, in_flight = self._of_group(group)
         if outcome not in ("skipped", "duplicate", "released"):
-            self.handler_seconds.labels(group).observe(seconds)
+            handler_seconds.observe(seconds)
         if outcome == "retry":
             self.retries.labels(group).inc()
         if outcome in _FINAL:
-            self.in_flight.labels(group).dec()
+            in_flight.dec()
 
     @hookimpl
     def pubsubkit_dead_lettered(self, letter: DeadLetter) -> None:

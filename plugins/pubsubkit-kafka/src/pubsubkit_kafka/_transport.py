@@ -179,14 +179,15 @@ class KafkaTransport(Transport):
         with self._lock:
             self._publishing += 1
         try:
-            for value, key, headers, ts in records:
+            for i, (value, key, headers, ts) in enumerate(records, 1):
                 while True:
                     try:
                         producer.produce(topic, value, key, headers=headers, timestamp=ts, on_delivery=report)
                         break
                     except BufferError:  # the local queue is full: serve delivery reports, then try again
                         producer.poll(0.05)
-                producer.poll(0)
+                if not i % 64:  # serve delivery reports now and then while producing a long batch
+                    producer.poll(0)
             self._wait(producer, batch, started)
         except KafkaException as exc:
             err = exc.args[0] if exc.args else None
