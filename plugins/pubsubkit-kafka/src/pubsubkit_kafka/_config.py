@@ -84,10 +84,6 @@ _CONSUMER_DEFAULTS: Mapping[str, Any] = {
     "enable.auto.commit": False,
     "enable.auto.offset.store": False,
     "allow.auto.create.topics": False,
-    # librdkafka waits up to 500 ms for a fetch to fill; a broker that does not answer a waiting fetch as soon as
-    # a message arrives (the test broker, Tansu) then holds each message that long. 10 ms keeps delivery within
-    # milliseconds there; on Kafka, which answers at once, it only makes an idle consumer ask more often.
-    "fetch.wait.max.ms": 10,
 }
 #: Properties pubsubkit owns: changing them would break its delivery guarantees.
 _FIXED = {"group.id", "enable.auto.commit", "enable.idempotence", "bootstrap.servers", "transactional.id"}
