@@ -14,8 +14,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pubsubkit.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from pubsubkit.api import Broker, open_broker, open_store
@@ -142,17 +143,5 @@ _LAZY: dict[str, str] = {
 }
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        module = _LAZY.get(name)
-        if module is None:
-            # A submodule, as ``pubsubkit.codec`` after ``import pubsubkit``: imported on first use too.
-            try:
-                return importlib.import_module(f"{__name__}.{name}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"{__name__}.{name}":
-                    raise
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
+    # A submodule too, as ``pubsubkit.codec`` after ``import pubsubkit``.
+    __getattr__ = lazy_attributes(__name__, globals(), _LAZY, submodules=True)

@@ -10,11 +10,11 @@ confluent-kafka is imported when a ``kafka://`` broker is opened (or :class:`Kaf
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pubsubkit.hookspecs import hookimpl
+from pubsubkit.lazy import lazy_attributes
 from pubsubkit.registry import BrokerSpec
 from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, derived_id
@@ -38,13 +38,7 @@ __all__ = [
 _LAZY = {"KafkaConsumer": "pubsubkit_kafka._consumer", "KafkaTransport": "pubsubkit_kafka._transport"}
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 def _open_transport(url: str, **options: Any) -> KafkaTransport:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pubsubkit
 from pubsubkit import StoreSpec
+from pubsubkit.lazy import lazy_attributes
 from pubsubkit_mongo._options import DEFAULT_DATABASE, DEFAULT_INBOX_TTL, SCHEMES
 
 if TYPE_CHECKING:
@@ -30,15 +31,8 @@ __all__ = ["CAPABILITIES", "DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MongoStore"
 CAPABILITIES = {"transactions": True, "persistent": True, "multi_process": True}
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        """:class:`MongoStore`, whose module imports pymongo, on first use."""
-        if name != "MongoStore":
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        from pubsubkit_mongo.store import MongoStore
-
-        globals()[name] = MongoStore
-        return MongoStore
+    #: :class:`MongoStore`, whose module imports pymongo, on first use.
+    __getattr__ = lazy_attributes(__name__, globals(), {"MongoStore": "pubsubkit_mongo.store"})
 
 
 def _open_store(url: str, **options: Any) -> MongoStore:

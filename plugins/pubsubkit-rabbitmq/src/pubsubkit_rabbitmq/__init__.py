@@ -12,12 +12,12 @@ first named), not when pubsubkit loads the plugin.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pubsubkit
 from pubsubkit import BrokerSpec
+from pubsubkit.lazy import lazy_attributes
 from pubsubkit_rabbitmq._config import CAPABILITIES, OPTIONS, Settings, Unroutable
 
 if TYPE_CHECKING:
@@ -30,13 +30,7 @@ __all__ = ["CAPABILITIES", "OPTIONS", "RabbitConsumer", "RabbitTransport", "Sett
 _LAZY = {"RabbitConsumer": "pubsubkit_rabbitmq._consumer", "RabbitTransport": "pubsubkit_rabbitmq._transport"}
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 def _open_transport(url: str, **options: Any) -> RabbitTransport:

@@ -11,11 +11,11 @@ named), not when pubsubkit loads the plugin.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pubsubkit.hookspecs import hookimpl
+from pubsubkit.lazy import lazy_attributes
 from pubsubkit.registry import BrokerSpec
 from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options
 
@@ -29,13 +29,7 @@ __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "SqsConsumer", "SqsTr
 _LAZY = {"SqsConsumer": "pubsubkit_sqs.consumer", "SqsTransport": "pubsubkit_sqs.transport"}
 
 if not TYPE_CHECKING:
-
-    def __getattr__(name: str) -> Any:
-        if name not in _LAZY:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
+    __getattr__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 def _open_transport(url: str, **options: Any) -> SqsTransport:
