@@ -22,14 +22,8 @@ SERVERS = ROOT / "scripts" / "servers"
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """``host:port`` of the Kafka-protocol test server (``KAFKA_BOOTSTRAP``)."""
+    """``host:port`` of the Apache Kafka test server (``KAFKA_BOOTSTRAP``)."""
     return require_server("kafka", os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"), 9092)
-
-
-@pytest.fixture(scope="session")
-def kafka_durable_bootstrap() -> str:
-    """``host:port`` of the Kafka-protocol test server whose data survives a restart (``KAFKA_DURABLE_BOOTSTRAP``)."""
-    return require_server("kafka-durable", os.environ.get("KAFKA_DURABLE_BOOTSTRAP", "127.0.0.1:9094"), 9094)
 
 
 @pytest.fixture(scope="session")

@@ -284,6 +284,7 @@ class Listener:
         for t in self._threads:
             t.start()
         in_flight: dict[int, _Work] = {}
+        consumer.bind_settler(functools.partial(self._settle_for, consumer, in_flight))
         lease = getattr(consumer, "lease_seconds", None)
         next_extend = time.monotonic() + (lease / 3 if lease else 1e18)
         rr = 0
@@ -350,6 +351,10 @@ class Listener:
                 consumer.release(leftovers)
             except ConnectionLost:
                 log.warning("listener %s: could not release on close; they come back after their lease", self.group)
+
+    def _settle_for(self, consumer: Consumer, in_flight: dict[int, _Work]) -> None:
+        """Settle the handlers' results, waiting briefly for one (called by the consumer, from within receive)."""
+        self._settle(consumer, in_flight, block=bool(in_flight))
 
     def _settle(self, consumer: Consumer, in_flight: dict[int, _Work], *, block: bool) -> None:
         items = []

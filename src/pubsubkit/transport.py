@@ -13,7 +13,7 @@ retries, dead-letters, orders per key and bounds in-flight work. A backend only 
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -111,6 +111,13 @@ class Consumer(abc.ABC):
 
     def extend(self, deliveries: Sequence[Delivery], seconds: float) -> None:  # noqa: B027 - optional hook
         """Keep long-running deliveries owned (visibility timeout, lease); a no-op where not needed."""
+
+    def bind_settler(self, settle: Callable[[], None]) -> None:  # noqa: B027 - optional hook
+        """Take the listener's ``settle()``: it settles, through this consumer, the deliveries whose handlers
+        have finished (ack, release, dead letter), waiting briefly (about 50 ms) for one when none has. A
+        consumer that must hand work back in the middle of :meth:`receive` (a Kafka partition revoked by a
+        rebalance) calls it there until the deliveries in flight are settled, so that the new owner does not
+        handle them again."""
 
 
 class Transport(abc.ABC):

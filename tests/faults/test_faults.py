@@ -1,6 +1,6 @@
 """The fault suite: under faults, no event is lost and no effect is applied twice.
 
-``PUBSUBKIT_FAULT_BROKER`` (``embedded``, ``kafka``, ``kafka-durable``, ``rabbitmq``, ``sqs``) picks the broker and
+``PUBSUBKIT_FAULT_BROKER`` (``embedded``, ``kafka``, ``rabbitmq``, ``sqs``) picks the broker and
 ``PUBSUBKIT_FAULT_STORE`` (``mongo``, ``dynamodb``) the store of the store-down scenario; tox runs one
 environment per backend (``tox -m faults``). ``PUBSUBKIT_FAULT_SIZE=full`` runs the streams at 10,000 events
 (the default, ``quick``, at 3,000). Each scenario adds a row to the table printed at the end: events sent,
@@ -46,14 +46,6 @@ COUNT = int(os.environ.get("PUBSUBKIT_FAULT_COUNT", 10_000 if FULL else 3_000))
 #: Events per second: long enough a stream for the faults to land in it.
 RATE = float(os.environ.get("PUBSUBKIT_FAULT_RATE", 400.0 if FULL else 200.0))
 WAIT = 180.0
-
-#: Test servers that lose data when restarted: a loss there is the server's, not the backend's, so the scenarios
-#: that restart a broker do not run on them.
-_TANSU_S3 = "the durable Kafka-protocol test server (Tansu on S3) loses acknowledged records across restarts"
-LOSES_DATA_ON_RESTART = {
-    "kafka": "the in-memory Kafka-protocol test server keeps nothing over a restart, and " + _TANSU_S3[4:],
-    "kafka-durable": _TANSU_S3,
-}
 
 #: Brokers that route by event name: a group gets only the names it listens to, never an unknown one.
 ROUTES_BY_NAME = {"rabbitmq"}
@@ -152,8 +144,6 @@ def test_broker_restarted_twice_during_a_stream(stream: Stream, table: list[Row]
         pytest.skip("run by the broker environments")
     if BROKER == "embedded":
         not_applicable(table, scenario, "embedded: no server to restart")
-    if BROKER in LOSES_DATA_ON_RESTART:
-        not_applicable(table, scenario, LOSES_DATA_ON_RESTART[BROKER])
     stream.consumer("c1")
     stream.consumer("c2")
     stream.emit(COUNT, RATE)
@@ -235,8 +225,6 @@ def test_broker_down_while_the_event_service_accepts_writes(
         pytest.skip("run by the broker environments")
     if BROKER == "embedded":
         not_applicable(table, scenario, "embedded: no server to stop")
-    if BROKER in LOSES_DATA_ON_RESTART:
-        not_applicable(table, scenario, LOSES_DATA_ON_RESTART[BROKER])
     url, _, bus, _ = events_service
     status, location, _ = call(
         "POST", url + "/locations", {"Name": "L", "Halls": [{"name": "h", "capacity": 5}]}, as_organizer()

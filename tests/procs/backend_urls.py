@@ -1,7 +1,6 @@
 """The broker and store of a test run, picked by name, each on names of its own (topic, exchange, prefix, database).
 
-Names: brokers ``embedded`` (SQLite in the data directory), ``kafka``, ``kafka-durable`` (the Kafka-protocol
-server whose data survives a restart), ``rabbitmq``, ``sqs``; stores ``embedded``,
+Names: brokers ``embedded`` (SQLite in the data directory), ``kafka``, ``rabbitmq``, ``sqs``; stores ``embedded``,
 ``mongo``, ``dynamodb``. Endpoints come from the environment that ``scripts/servers env`` prints. A server that
 does not answer skips the test with the command that starts it, or fails it under ``PUBSUBKIT_REQUIRE_SERVERS=1``.
 """
@@ -21,7 +20,6 @@ AWS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAUL
 #: The server behind each backend name, as scripts/servers calls it.
 SERVER = {
     "kafka": "kafka",
-    "kafka-durable": "kafka-durable",
     "rabbitmq": "rabbitmq",
     "sqs": "aws",
     "mongo": "mongo",
@@ -33,10 +31,9 @@ def broker_url(kind: str, run: str, data: Path) -> str:
     """The broker ``kind`` on a topic, exchange or queue prefix named ``run``."""
     if kind == "embedded":
         return f"sqlite:///{data}/bus.db"
-    if kind in ("kafka", "kafka-durable"):
-        var, port = ("KAFKA_BOOTSTRAP", 9092) if kind == "kafka" else ("KAFKA_DURABLE_BOOTSTRAP", 9094)
-        bootstrap = os.environ.get(var, f"127.0.0.1:{port}")
-        require(kind, bootstrap, port)
+    if kind == "kafka":
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+        require("kafka", bootstrap, 9092)
         # A group prefix of its own per run: a group's dead members from an earlier run never hold up a rebalance.
         options = f"topic={run}&group_prefix={run}.&session.timeout.ms=6000&heartbeat.interval.ms=500"
         return f"kafka://{bootstrap}?{options}"
@@ -48,7 +45,7 @@ def broker_url(kind: str, run: str, data: Path) -> str:
         aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
         require("aws", aws, 4566)
         return f"sqs://?endpoint_url={aws}&region=us-east-1&prefix={run}"
-    raise pytest.UsageError(f"broker {kind!r}: expected embedded, kafka, kafka-durable, rabbitmq or sqs")
+    raise pytest.UsageError(f"broker {kind!r}: expected embedded, kafka, rabbitmq or sqs")
 
 
 def store_url(kind: str, run: str, data: Path) -> str:

@@ -18,8 +18,8 @@ import pytest
 pytestmark = pytest.mark.servers
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "servers"
-NAMES = ("kafka", "kafka-durable", "rabbitmq", "aws", "mongo")
-ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "KAFKA_DURABLE_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
+NAMES = ("kafka", "rabbitmq", "aws", "mongo")
+ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
 needs_servers = pytest.mark.skipif(
     os.environ.get("PUBSUBKIT_SERVERS") != "1", reason="set PUBSUBKIT_SERVERS=1 once scripts/servers up has run"
 )
@@ -75,7 +75,6 @@ def test_env_prints_the_default_endpoints() -> None:
     assert result.returncode == 0, result.stderr
     assert exports(result.stdout) == {
         "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
-        "KAFKA_DURABLE_BOOTSTRAP": "127.0.0.1:9094",
         "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
         "MONGO_URI": "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false",
@@ -152,3 +151,33 @@ def test_restart_keeps_the_emulators_state_and_down_forgets_it() -> None:
         assert done.returncode == 0, done.stderr
     with pytest.raises(sqs.exceptions.QueueDoesNotExist):
         sqs.get_queue_url(QueueName=name)
+
+
+@needs_servers
+def test_restart_keeps_kafkas_log_and_offsets_and_down_forgets_them() -> None:
+    """``restart kafka`` keeps topics, messages and committed offsets, as a Kafka broker does; ``down`` does not."""
+    from confluent_kafka import Consumer, Producer, TopicPartition  # the Kafka plugin's client
+
+    bootstrap = exports(run("env").stdout)["KAFKA_BOOTSTRAP"]
+    topic, group = f"restart-{os.getpid()}", f"restart-{os.getpid()}-g"
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(5):
+        producer.produce(topic, f"m{i}".encode())
+    assert producer.flush(30) == 0
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+    consumer.close()
+
+    restarted = run("restart", "kafka")
+    assert restarted.returncode == 0, restarted.stderr
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    assert [tp.offset for tp in consumer.committed([TopicPartition(topic, 0)], timeout=30)] == [3]
+    assert consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=30) == (0, 5)
+    consumer.close()
+
+    for args in (("down", "kafka"), ("up", "kafka")):
+        done = run(*args)
+        assert done.returncode == 0, done.stderr
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    assert topic not in consumer.list_topics(timeout=30).topics
+    consumer.close()

@@ -2,7 +2,9 @@
 
 Offsets are committed after handling: :meth:`KafkaConsumer.ack` marks records handled, and the consumer commits,
 for each partition, the offset below which every record it delivered is settled, at most every
-``commit_interval`` seconds (asynchronously), on partition revoke and on close (synchronously). A released
+``commit_interval`` seconds (asynchronously), on partition revoke and on close (synchronously). When a rebalance
+revokes a partition, the records of it still being handled are first given up to ``REVOKE_WAIT`` seconds to
+finish and are committed, so that the partition's next owner does not handle them again. A released
 record is delivered again by seeking its partition back; records it meets again that are still in flight or
 already settled are skipped, so a seek never duplicates work. A record never settled (the process died) comes
 back to the group from the last committed offset after the session times out.
@@ -14,7 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer as RawConsumer
@@ -33,6 +35,10 @@ __all__ = ["KafkaConsumer"]
 log = logging.getLogger("pubsubkit_kafka")
 
 _generations = itertools.count(1)
+
+#: On a revoke, how long the records of the revoked partitions still in flight may take to be settled before
+#: the partition is given up; what is not settled by then is handled again by the partition's next owner.
+REVOKE_WAIT = 10.0
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]] | None:
@@ -77,6 +83,7 @@ class KafkaConsumer(Consumer):
         self._assigned = False
         self._closed = False
         self._subscribed = False
+        self._settle: Callable[[], None] | None = None
         config = transport.settings.consumer_config(group, transport.client_id(group))
         try:
             self.c = RawConsumer(config)
@@ -102,10 +109,23 @@ class KafkaConsumer(Consumer):
             self._seeks.pop(tp.partition, None)
         self._assigned = True
 
+    def bind_settler(self, settle: Callable[[], None]) -> None:
+        self._settle = settle
+
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        log.debug("kafka group %s: revoked %s", self.group, [tp.partition for tp in partitions])
-        self._commit(sync=True, only={tp.partition for tp in partitions})
+        revoked = {tp.partition for tp in partitions}
+        log.debug("kafka group %s: revoked %s", self.group, sorted(revoked))
+        self._buffer = [m for m in self._buffer if m.partition() not in revoked]  # fetched, not yet delivered
+        deadline = time.monotonic() + REVOKE_WAIT
+        while self._settle is not None and self._in_flight(revoked) and time.monotonic() < deadline:
+            self._settle()
+        if self._in_flight(revoked):
+            log.warning("kafka group %s: records still in flight on revoke; the next owner gets them", self.group)
+        self._commit(sync=True, only=revoked)
         self._drop(partitions)
+
+    def _in_flight(self, partitions: set[int]) -> bool:
+        return any(st.pending for p, st in self._parts.items() if p in partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.warning("kafka group %s: lost %s", self.group, [tp.partition for tp in partitions])
