@@ -93,9 +93,7 @@ def aws_env() -> None:
 
 def kafka_url(topic: str) -> str:
     """The pubsubkit URL of a Kafka topic (consumer settings a one-node test broker needs to join quickly)."""
-    # The test server (Tansu) does not answer a waiting fetch when a message arrives, as Kafka does: a consumer
-    # would hold each message up to librdkafka's fetch.wait.max.ms of 500 (docs/backends/kafka.md, Options).
-    options = "session.timeout.ms=6000&heartbeat.interval.ms=500&fetch.wait.max.ms=10"
+    options = "session.timeout.ms=6000&heartbeat.interval.ms=500"
     return f"kafka://{kafka_bootstrap()}?topic={topic}&{options}"
 
 
