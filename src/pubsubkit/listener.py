@@ -430,6 +430,8 @@ class Listener:
         )
 
     def _handle(self, d: Delivery) -> tuple[str, DeadLetter | None]:
+        if d.revoked is not None and d.revoked.is_set():
+            return _Outcome.RELEASE, None  # no longer the consumer's: its new owner handles it
         env = d.envelope
         if env is None:
             return _Outcome.DEAD, self._letter(d, "poison", d.error or "undecodable message", d.attempt)
@@ -463,7 +465,7 @@ class Listener:
                     log.warning("listener %s: %s %s failed %d times: %s", self.group, env.name, env.id, attempt, error)
                     return _Outcome.DEAD, self._letter(d, "failed", _with_trace(exc, error), attempt)
                 self._hooks.handled(env, self.group, "retry", took, attempt)
-                if self._stop.wait(self.retry.delay(attempt)):
+                if self._backoff(d, self.retry.delay(attempt)):
                     return _Outcome.RELEASE, None
                 attempt += 1
                 continue
@@ -472,6 +474,19 @@ class Listener:
             if not duplicate:
                 self.handled += 1
             return _Outcome.ACK, None
+
+    def _backoff(self, d: Delivery, delay: float) -> bool:
+        """Wait ``delay`` seconds before a retry; ``True`` when the listener stops or the delivery is revoked."""
+        if d.revoked is None:
+            return self._stop.wait(delay)
+        deadline = time.monotonic() + delay
+        while not d.revoked.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self._stop.wait(min(left, 0.05)):
+                return True
+        return True
 
     def _run_handlers(self, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
         """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""

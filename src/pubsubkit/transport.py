@@ -13,6 +13,7 @@ retries, dead-letters, orders per key and bounds in-flight work. A backend only 
 from __future__ import annotations
 
 import abc
+import threading
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
@@ -58,6 +59,8 @@ class Delivery:
     :ivar error: why the envelope could not be parsed.
     :ivar attempt: how many times this message has been delivered to the group, this time included.
     :ivar token: backend-private handle (offset, delivery tag, receipt handle, row id).
+    :ivar revoked: set by the consumer once the delivery is no longer its own (a Kafka partition revoked by a
+        rebalance): the listener starts no new attempt of it and gives it back, and its new owner handles it.
     """
 
     envelope: Envelope | None
@@ -65,6 +68,7 @@ class Delivery:
     token: Any = None
     raw: bytes | None = None
     error: str | None = None
+    revoked: threading.Event | None = None
 
     @property
     def ordering_key(self) -> str | None:

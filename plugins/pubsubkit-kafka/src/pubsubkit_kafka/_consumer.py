@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,9 @@ log = logging.getLogger("pubsubkit_kafka")
 
 _generations = itertools.count(1)
 
-#: On a revoke, how long the records of the revoked partitions still in flight may take to be settled before
-#: the partition is given up; what is not settled by then is handled again by the partition's next owner.
+#: On a revoke, how long the handlers still running on records of the revoked partitions may take to finish
+#: before the partition is given up; what is not settled by then is handled again by the partition's next owner.
+#: Records not yet started, or waiting to be retried, are given back at once.
 REVOKE_WAIT = 10.0
 
 
@@ -51,10 +53,11 @@ def _headers(msg: Message) -> list[tuple[str, str | bytes | None]] | None:
 class _Partition:
     """What one assignment of a partition has delivered: unsettled offsets and how often each was delivered."""
 
-    __slots__ = ("committed", "gen", "high", "pending", "released")
+    __slots__ = ("committed", "gen", "high", "pending", "released", "revoked")
 
     def __init__(self) -> None:
         self.gen = next(_generations)
+        self.revoked = threading.Event()  # set when the partition is taken away: no new attempts of its records
         self.pending: dict[int, int] = {}  # unsettled offset -> deliveries so far
         self.released: set[int] = set()  # unsettled offsets given back, to deliver again
         self.high: int | None = None  # one past the highest offset delivered
@@ -116,6 +119,9 @@ class KafkaConsumer(Consumer):
         revoked = {tp.partition for tp in partitions}
         log.debug("kafka group %s: revoked %s", self.group, sorted(revoked))
         self._buffer = [m for m in self._buffer if m.partition() not in revoked]  # fetched, not yet delivered
+        for p in revoked:  # handlers running finish; queued records and retries are given back at once
+            if p in self._parts:
+                self._parts[p].revoked.set()
         deadline = time.monotonic() + REVOKE_WAIT
         while self._settle is not None and self._in_flight(revoked) and time.monotonic() < deadline:
             self._settle()
@@ -134,7 +140,9 @@ class KafkaConsumer(Consumer):
     def _drop(self, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}
         for p in gone:
-            self._parts.pop(p, None)
+            st = self._parts.pop(p, None)
+            if st is not None:
+                st.revoked.set()
             self._seeks.pop(p, None)
         self._buffer = [m for m in self._buffer if m.partition() not in gone]
 
@@ -228,7 +236,7 @@ class KafkaConsumer(Consumer):
         else:
             return None  # still in flight, or settled: met again after a seek back
         ts = msg.timestamp()[1]
-        return decode(self.topic, p, o, msg.key(), msg.value(), _headers(msg), ts, attempt, (st.gen, p, o))
+        return decode(self.topic, p, o, msg.key(), msg.value(), _headers(msg), ts, attempt, (st.gen, p, o), st.revoked)
 
     def _on_record_error(self, err: KafkaError) -> None:
         code = err.code()

@@ -9,6 +9,7 @@ its topic, partition and offset, and its broker timestamp as the time it occurre
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -122,6 +123,7 @@ def decode(
     timestamp_ms: int,
     attempt: int,
     token: Any,
+    revoked: threading.Event | None = None,
 ) -> Delivery:
     """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
     raw = value or b""
@@ -152,5 +154,6 @@ def decode(
             headers=own,
         )
     except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
-        return Delivery(None, attempt=attempt, token=token, raw=raw, error=f"undecodable Kafka record: {exc}")
-    return Delivery(envelope, attempt=attempt, token=token)
+        error = f"undecodable Kafka record: {exc}"
+        return Delivery(None, attempt=attempt, token=token, raw=raw, error=error, revoked=revoked)
+    return Delivery(envelope, attempt=attempt, token=token, revoked=revoked)
