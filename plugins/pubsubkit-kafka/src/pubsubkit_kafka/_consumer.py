@@ -131,7 +131,8 @@ class KafkaConsumer(Consumer):
         self._drop(partitions)
 
     def _in_flight(self, partitions: set[int]) -> bool:
-        return any(st.pending for p, st in self._parts.items() if p in partitions)
+        """Whether a record of these partitions is still with the listener (neither settled nor given back)."""
+        return any(len(st.pending) > len(st.released) for p, st in self._parts.items() if p in partitions)
 
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.warning("kafka group %s: lost %s", self.group, [tp.partition for tp in partitions])
