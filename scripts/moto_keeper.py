@@ -1,6 +1,6 @@
 """A moto server whose state outlives a restart, for the restart cases of the test suite.
 
-    python moto_keeper.py --host H --port P --state FILE [--then COMMAND ARG...]
+    python moto_keeper.py --host H --port P --state FILE [--single-threaded] [--then COMMAND ARG...]
 
 On start the services' state is loaded from FILE when it exists; on SIGTERM or SIGINT the HTTP server stops
 taking requests and the state is written to FILE (atomically) before the process exits. A request that is
@@ -11,6 +11,12 @@ restart through ``scripts/servers restart`` brings back the queues, their messag
 visibility),
 topics, tables and buckets as they were, the way a real service keeps them. ``scripts/servers`` removes FILE
 when a server is stopped with ``down``, so ``up`` starts empty.
+
+``--single-threaded`` serves one request at a time, on one thread, one connection per request (HTTP/1.0):
+moto takes no lock around a DynamoDB transaction, and a transaction that fails puts back whole tables as they
+were when it began, undoing what other requests wrote meanwhile; served one by one, every request sees and
+leaves a consistent state, as DynamoDB's own serializable transactions do. It queues every request, long
+polls included, so the DynamoDB server is this one, apart from the threaded one of SQS and SNS.
 
 ``--then`` runs one more command once the server answers, and stops it before the state is written: the
 durable Kafka-protocol server is Tansu keeping its log in this server's S3.
@@ -50,6 +56,13 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, threading.Condition):
             return (threading.Condition, ())
         return NotImplemented
+
+
+class OneAtATime(MotoRequestHandler):
+    """HTTP/1.0, so the connection closes after each answer: a single-threaded server would serve no one else
+    while a client held an idle keep-alive connection (werkzeug keeps them only when threaded; this says so)."""
+
+    protocol_version = "HTTP/1.0"
 
 
 class Guard:
@@ -121,6 +134,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--bucket", action="append", default=[], help="an S3 bucket to create when missing")
+    parser.add_argument("--single-threaded", action="store_true", help="serve one request at a time")
     parser.add_argument("--then", nargs=argparse.REMAINDER, default=[], help="a command to run once serving")
     args = parser.parse_args(argv)
 
@@ -132,7 +146,9 @@ def main(argv: list[str]) -> int:
     load(args.state)
     closing = threading.Event()  # set once the command of --then has stopped: its last writes are answered
     app = Guard(DomainDispatcherApplication(create_backend_app), closing)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    threaded = not args.single_threaded
+    handler = MotoRequestHandler if threaded else OneAtATime
+    server = make_server(args.host, args.port, app, threaded=threaded, request_handler=handler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
     if args.bucket:
