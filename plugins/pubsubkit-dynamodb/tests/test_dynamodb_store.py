@@ -33,13 +33,13 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def url(aws_endpoint_url: str, prefix: str) -> str:
-    return f"dynamodb://?region=us-east-1&endpoint_url={aws_endpoint_url}&prefix={prefix}"
+def url(dynamodb_endpoint_url: str, prefix: str) -> str:
+    return f"dynamodb://?region=us-east-1&endpoint_url={dynamodb_endpoint_url}&prefix={prefix}"
 
 
 @pytest.fixture
-def raw(aws_endpoint_url: str) -> Iterator[Any]:
-    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=aws_endpoint_url)
+def raw(dynamodb_endpoint_url: str) -> Iterator[Any]:
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_endpoint_url)
     yield client
     client.close()
 
