@@ -60,9 +60,11 @@ class _Pickler(pickle.Pickler):
 
 class OneAtATime(MotoRequestHandler):
     """HTTP/1.0, so the connection closes after each answer: a single-threaded server would serve no one else
-    while a client held an idle keep-alive connection (werkzeug keeps them only when threaded; this says so)."""
+    while a client held an idle keep-alive connection (werkzeug keeps them only when threaded; this says so).
+    A connection that sends nothing for ``timeout`` seconds is dropped, for the same reason."""
 
     protocol_version = "HTTP/1.0"
+    timeout = 5
 
 
 class Guard:

@@ -241,3 +241,14 @@ def test_restart_keeps_the_dynamodb_tables() -> None:
     assert restarted.returncode == 0, restarted.stderr
     assert client.get_item(TableName=table, Key={"id": {"S": "x"}})["Item"]["v"] == {"N": "1"}
     client.delete_table(TableName=table)
+
+
+@needs_servers
+def test_dynamodb_server_drops_a_connection_that_sends_nothing() -> None:
+    """One request at a time: a client that connects and goes quiet must not hold up every other client."""
+    client = dynamodb_client()
+    host, _, port = exports(run("env").stdout)["DYNAMODB_ENDPOINT_URL"].removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as quiet:
+        quiet.sendall(b"POST / HTTP/1.1\r\n")  # a request begun, never finished
+        assert "TableNames" in client.list_tables(Limit=1)
+        assert quiet.recv(1) == b""  # the server closed it
