@@ -34,8 +34,14 @@ def amqp_url() -> str:
 
 @pytest.fixture(scope="session")
 def aws_endpoint_url() -> str:
-    """Endpoint of the SQS and DynamoDB emulator (``AWS_ENDPOINT_URL``)."""
+    """Endpoint of the SQS and SNS emulator (``AWS_ENDPOINT_URL``)."""
     return require_server("aws", os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"), 4566)
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint_url() -> str:
+    """Endpoint of the DynamoDB emulator, which serves one request at a time (``DYNAMODB_ENDPOINT_URL``)."""
+    return require_server("dynamodb", os.environ.get("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:4567"), 4567)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,6 @@
 """A moto server whose state outlives a restart, for the restart cases of the test suite.
 
-    python moto_keeper.py --host H --port P --state FILE [--then COMMAND ARG...]
+    python moto_keeper.py --host H --port P --state FILE [--single-threaded]
 
 On start the services' state is loaded from FILE when it exists; on SIGTERM or SIGINT the HTTP server stops
 taking requests and the state is written to FILE (atomically) before the process exits. A request that is
@@ -9,11 +9,14 @@ change a client saw succeed is in the state written, and a change the client saw
 retry then repeats it, the at-least-once a real outage gives), but nothing acknowledged is ever lost. So a
 restart through ``scripts/servers restart`` brings back the queues, their messages (with receipt handles and
 visibility),
-topics, tables and buckets as they were, the way a real service keeps them. ``scripts/servers`` removes FILE
+topics and tables as they were, the way a real service keeps them. ``scripts/servers`` removes FILE
 when a server is stopped with ``down``, so ``up`` starts empty.
 
-``--then`` runs one more command once the server answers, and stops it before the state is written: the
-durable Kafka-protocol server is Tansu keeping its log in this server's S3.
+``--single-threaded`` serves one request at a time, on one thread, one connection per request (HTTP/1.0):
+moto takes no lock around a DynamoDB transaction, and a transaction that fails puts back whole tables as they
+were when it began, undoing what other requests wrote meanwhile; served one by one, every request sees and
+leaves a consistent state, as DynamoDB's own serializable transactions do. It queues every request, long
+polls included, so the DynamoDB server is this one, apart from the threaded one of SQS and SNS.
 
 Runs in the test servers' virtualenv (it imports moto); not part of any package.
 """
@@ -25,7 +28,6 @@ import io
 import logging
 import pickle
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -37,7 +39,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 #: The services whose state is kept (what the project's tests use).
-SERVICES = ("sqs", "sns", "dynamodb", "s3")
+SERVICES = ("sqs", "sns", "dynamodb")
 _LOCKS = (type(threading.Lock()), type(threading.RLock()))
 
 
@@ -50,6 +52,15 @@ class _Pickler(pickle.Pickler):
         if isinstance(obj, threading.Condition):
             return (threading.Condition, ())
         return NotImplemented
+
+
+class OneAtATime(MotoRequestHandler):
+    """HTTP/1.0, so the connection closes after each answer: a single-threaded server would serve no one else
+    while a client held an idle keep-alive connection (werkzeug keeps them only when threaded; this says so).
+    A connection that sends nothing for ``timeout`` seconds is dropped, for the same reason."""
+
+    protocol_version = "HTTP/1.0"
+    timeout = 5
 
 
 class Guard:
@@ -120,8 +131,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state", type=Path, required=True)
-    parser.add_argument("--bucket", action="append", default=[], help="an S3 bucket to create when missing")
-    parser.add_argument("--then", nargs=argparse.REMAINDER, default=[], help="a command to run once serving")
+    parser.add_argument("--single-threaded", action="store_true", help="serve one request at a time")
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -130,35 +140,19 @@ def main(argv: list[str]) -> int:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request: they cost the server time
     load(args.state)
-    closing = threading.Event()  # set once the command of --then has stopped: its last writes are answered
+    closing = threading.Event()  # set once stopping: requests still running answer 503 from then on
     app = Guard(DomainDispatcherApplication(create_backend_app), closing)
-    server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+    threaded = not args.single_threaded
+    handler = MotoRequestHandler if threaded else OneAtATime
+    server = make_server(args.host, args.port, app, threaded=threaded, request_handler=handler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
-    if args.bucket:
-        s3 = get_backend("s3")["123456789012"]["aws"]
-        for bucket in args.bucket:
-            if bucket not in s3.buckets:
-                s3.create_bucket(bucket, "us-east-1")
-    child = subprocess.Popen(args.then, stdin=subprocess.DEVNULL) if args.then else None
-    status = 0
-    while not stopping.wait(0.2):
-        if child is not None and child.poll() is not None and not stopping.is_set():
-            print(f"moto_keeper: {args.then[0]} exited with status {child.returncode}", flush=True)
-            status = 1
-            break
-    if child is not None and child.poll() is None:
-        child.terminate()
-        try:
-            child.wait(20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    stopping.wait()
     closing.set()
     server.shutdown()  # no new connection; the requests still running answer 503 (Guard)
     serving.join()
     save(args.state)
-    return status
+    return 0
 
 
 if __name__ == "__main__":

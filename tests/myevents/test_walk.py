@@ -1,11 +1,11 @@
 """The end-to-end walk, on one broker and store combination: real ``myevents`` processes under gunicorn.
 
-One event service and two booking-service instances in one consumer group (one on DynamoDB, see SINGLE);
-locations and events are created, booked concurrently through both instances, cancelled; one instance is
-SIGKILLed and started again while the other carries on; then every count must agree: HTTP answers of both
-instances, users' bookings, and the events an auditing consumer group of the test heard on the bus. The
-services share a secret given in the environment; an organizer creates, users book with their own tokens.
-Last, the event service stops and the booking service goes on answering and booking from its own copy.
+One event service and two booking-service instances in one consumer group, on every store; locations and
+events are created, booked concurrently through both instances, cancelled; one instance is SIGKILLed and
+started again while the other carries on; then every count must agree: HTTP answers of both instances,
+users' bookings, and the events an auditing consumer group of the test heard on the bus. The services share
+a secret given in the environment; an organizer creates, users book with their own tokens. Last, the event
+service stops and the booking service goes on answering and booking from its own copy.
 
 ``MYEVENTS_E2E_BROKER`` (``embedded``, ``kafka``, ``rabbitmq``, ``sqs``) and ``MYEVENTS_E2E_STORE``
 (``embedded``, ``mongo``, ``dynamodb``) pick the combination; ``embedded`` (SQLite in a data directory, the
@@ -43,10 +43,6 @@ pytestmark = pytest.mark.walk
 
 BROKER = os.environ.get("MYEVENTS_E2E_BROKER", "embedded")
 STORE = os.environ.get("MYEVENTS_E2E_STORE", "embedded")
-#: The DynamoDB emulator's transactions are not isolated between processes (a failed transaction puts back
-#: tables as they were when it began, undoing other processes' writes; reproduced with the raw boto3 client,
-#: see docs/backends/dynamodb.md): on it the walk runs one booking-service instance, killed and restarted.
-SINGLE = STORE == "dynamodb"
 WAIT = 60.0  # seconds to wait for anything that travels over the bus (a Kafka rebalance included)
 
 
@@ -89,10 +85,7 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
 
     events = start("events", "event-service", ev_url)
     a = start("booking-a", "booking-service", a_url)
-    if SINGLE:
-        b_url, b = a_url, a
-    else:
-        b = start("booking-b", "booking-service", b_url)
+    b = start("booking-b", "booking-service", b_url)
     for url, proc in ((ev_url, events), (a_url, a), (b_url, b)):
         wait_ready(url, proc)
 
@@ -152,16 +145,11 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     b.popen.wait(10)
     encore = new_event("Encore", small)
     capacity[encore["ID"]] = 10
-    if not SINGLE:
-        known(a_url, encore, 10)
-        assert call("POST", f"{a_url}/events/{encore['ID']}/bookings", {"seats": 4}, users["user1"])[0] == 201
+    known(a_url, encore, 10)
+    assert call("POST", f"{a_url}/events/{encore['ID']}/bookings", {"seats": 4}, users["user1"])[0] == 201
     b = start("booking-b2", "booking-service", b_url)
     wait_ready(b_url, b)
-    if SINGLE:
-        a = b
     known(b_url, encore, 10)
-    if SINGLE:
-        assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 4}, users["user1"])[0] == 201
     assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 7}, users["user2"])[0] == 409
     assert call("POST", f"{b_url}/events/{encore['ID']}/bookings", {"seats": 6}, users["user2"])[0] == 201
 
@@ -191,7 +179,7 @@ def test_walk(tmp_path: Path, procs: list[Proc], audit: tuple[Bus, dict[str, str
     assert distinct(bus, contracts.EventCreated)[0] == 4
     assert distinct(bus, contracts.LocationCreated)[0] == 2
 
-    for proc in {a, b}:
+    for proc in (a, b):
         assert proc.stop(timeout=60) == 0, proc.err.read_text()[-2000:]
 
     # Neither the secret nor any token reached a log.

@@ -23,7 +23,7 @@ SERVER = {
     "rabbitmq": "rabbitmq",
     "sqs": "aws",
     "mongo": "mongo",
-    "dynamodb": "aws",
+    "dynamodb": "dynamodb",
 }
 
 
@@ -58,9 +58,9 @@ def store_url(kind: str, run: str, data: Path) -> str:
         head, _, query = uri.partition("?")
         return f"{head.rstrip('/')}/{run}" + (f"?{query}" if query else "")
     if kind == "dynamodb":
-        aws = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
-        require("aws", aws, 4566)
-        return f"dynamodb://?endpoint_url={aws}&region=us-east-1&prefix={run}"
+        endpoint = os.environ.get("DYNAMODB_ENDPOINT_URL", "http://127.0.0.1:4567")
+        require("dynamodb", endpoint, 4567)
+        return f"dynamodb://?endpoint_url={endpoint}&region=us-east-1&prefix={run}"
     raise pytest.UsageError(f"store {kind!r}: expected embedded, mongo or dynamodb")
 
 

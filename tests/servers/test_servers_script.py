@@ -11,15 +11,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.servers
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "servers"
-NAMES = ("kafka", "rabbitmq", "aws", "mongo")
-ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "MONGO_URI")
+NAMES = ("kafka", "rabbitmq", "aws", "dynamodb", "mongo")
+ENDPOINT_VARS = ("KAFKA_BOOTSTRAP", "AMQP_URL", "AWS_ENDPOINT_URL", "DYNAMODB_ENDPOINT_URL", "MONGO_URI")
 needs_servers = pytest.mark.skipif(
     os.environ.get("PUBSUBKIT_SERVERS") != "1", reason="set PUBSUBKIT_SERVERS=1 once scripts/servers up has run"
 )
@@ -38,7 +40,7 @@ def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> 
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment without any endpoint, host or port variable of the servers, plus `extra`."""
-    prefixes = ("KAFKA_", "AMQP_", "AWS_HOST", "AWS_PORT", "MONGO_", "PUBSUBKIT_SERVERS_DIR")
+    prefixes = ("KAFKA_", "AMQP_", "AWS_HOST", "AWS_PORT", "DYNAMODB_", "MONGO_", "PUBSUBKIT_SERVERS_DIR")
     env = {k: v for k, v in os.environ.items() if k not in ENDPOINT_VARS and not k.startswith(prefixes)}
     env.update(extra)
     return env
@@ -77,13 +79,16 @@ def test_env_prints_the_default_endpoints() -> None:
         "KAFKA_BOOTSTRAP": "127.0.0.1:9092",
         "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
         "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+        "DYNAMODB_ENDPOINT_URL": "http://127.0.0.1:4567",
         "MONGO_URI": "mongodb://127.0.0.1:27017/?replicaSet=secantus&retryWrites=false",
     }
 
 
 def test_env_follows_port_and_url_variables() -> None:
     env = clean_env(KAFKA_PORT="19092", AMQP_URL="amqp://u:p@localhost/vh", AMQP_PORT="5673", MONGO_PORT="27018")
+    env.update(DYNAMODB_ENDPOINT_URL="http://localhost:4567", DYNAMODB_PORT="14567")
     got = exports(run("env", env=env).stdout)
+    assert got["DYNAMODB_ENDPOINT_URL"] == "http://localhost:14567"
     assert got["KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
     assert got["AMQP_URL"] == "amqp://u:p@localhost:5673/vh"
     assert got["MONGO_URI"] == "mongodb://127.0.0.1:27018/?replicaSet=secantus&retryWrites=false"
@@ -181,3 +186,91 @@ def test_restart_keeps_kafkas_log_and_offsets_and_down_forgets_them() -> None:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     assert topic not in consumer.list_topics(timeout=30).topics
     consumer.close()
+
+
+def dynamodb_client() -> Any:
+    import boto3  # the test servers' client, installed with the DynamoDB plugin
+    from botocore.config import Config
+
+    endpoint = exports(run("env").stdout)["DYNAMODB_ENDPOINT_URL"]
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="t",
+        aws_secret_access_key="t",
+        config=Config(max_pool_connections=16),
+    )
+
+
+def new_table(client: Any, name: str) -> None:
+    client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@needs_servers
+def test_dynamodb_transactions_lose_no_update_under_concurrent_failures() -> None:
+    """8 threads, each 30 rounds of a two-item increment and a transaction cancelled by its condition.
+
+    On a threaded moto server a cancelled transaction puts back whole tables as they were when it began,
+    undoing increments committed meanwhile (2 of 320 lost in one measurement); the dynamodb server serves one
+    request at a time, so every increment stays.
+    """
+    client = dynamodb_client()
+    table = f"race-{os.getpid()}"
+    new_table(client, table)
+
+    def inc(key: str) -> dict[str, Any]:
+        update = {"TableName": table, "Key": {"id": {"S": key}}, "UpdateExpression": "ADD n :one"}
+        return {"Update": {**update, "ExpressionAttributeValues": {":one": {"N": "1"}}}}
+
+    refused = {"TableName": table, "Key": {"id": {"S": "a"}}, "ConditionExpression": "attribute_not_exists(id)"}
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for _ in range(30):
+                client.transact_write_items(TransactItems=[inc("a"), inc("b")])
+                with pytest.raises(client.exceptions.TransactionCanceledException):
+                    client.transact_write_items(TransactItems=[inc("c"), {"ConditionCheck": refused}])
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    for key in ("a", "b"):
+        item = client.get_item(TableName=table, Key={"id": {"S": key}}, ConsistentRead=True)["Item"]
+        assert item["n"] == {"N": "240"}, key
+    assert "Item" not in client.get_item(TableName=table, Key={"id": {"S": "c"}}, ConsistentRead=True)
+    client.delete_table(TableName=table)
+
+
+@needs_servers
+def test_restart_keeps_the_dynamodb_tables() -> None:
+    client = dynamodb_client()
+    table = f"kept-{os.getpid()}"
+    new_table(client, table)
+    client.put_item(TableName=table, Item={"id": {"S": "x"}, "v": {"N": "1"}})
+    restarted = run("restart", "dynamodb")
+    assert restarted.returncode == 0, restarted.stderr
+    assert client.get_item(TableName=table, Key={"id": {"S": "x"}})["Item"]["v"] == {"N": "1"}
+    client.delete_table(TableName=table)
+
+
+@needs_servers
+def test_dynamodb_server_drops_a_connection_that_sends_nothing() -> None:
+    """One request at a time: a client that connects and goes quiet must not hold up every other client."""
+    client = dynamodb_client()
+    host, _, port = exports(run("env").stdout)["DYNAMODB_ENDPOINT_URL"].removeprefix("http://").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=30) as quiet:
+        quiet.sendall(b"POST / HTTP/1.1\r\n")  # a request begun, never finished
+        assert "TableNames" in client.list_tables(Limit=1)
+        assert quiet.recv(1) == b""  # the server closed it

@@ -9,9 +9,9 @@ from pubsubkit.testing import RepositorySuite, unique_name
 
 class TestDynamoRepository(RepositorySuite):
     @pytest.fixture
-    def store_url(self, aws_endpoint_url: str) -> str:
-        return f"dynamodb://?region=us-east-1&endpoint_url={aws_endpoint_url}&prefix={unique_name('ddb')}"
+    def store_url(self, dynamodb_endpoint_url: str) -> str:
+        return f"dynamodb://?region=us-east-1&endpoint_url={dynamodb_endpoint_url}&prefix={unique_name('ddb')}"
 
     @pytest.fixture
-    def other_store_url(self, aws_endpoint_url: str) -> str:
-        return f"dynamodb://?region=us-east-1&endpoint_url={aws_endpoint_url}&prefix={unique_name('ddb')}"
+    def other_store_url(self, dynamodb_endpoint_url: str) -> str:
+        return f"dynamodb://?region=us-east-1&endpoint_url={dynamodb_endpoint_url}&prefix={unique_name('ddb')}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -33,13 +34,13 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def url(aws_endpoint_url: str, prefix: str) -> str:
-    return f"dynamodb://?region=us-east-1&endpoint_url={aws_endpoint_url}&prefix={prefix}"
+def url(dynamodb_endpoint_url: str, prefix: str) -> str:
+    return f"dynamodb://?region=us-east-1&endpoint_url={dynamodb_endpoint_url}&prefix={prefix}"
 
 
 @pytest.fixture
-def raw(aws_endpoint_url: str) -> Iterator[Any]:
-    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=aws_endpoint_url)
+def raw(dynamodb_endpoint_url: str) -> Iterator[Any]:
+    client = boto3.client("dynamodb", region_name="us-east-1", endpoint_url=dynamodb_endpoint_url)
     yield client
     client.close()
 
@@ -285,3 +286,41 @@ def test_dynamodb_lone_write_sent_twice_applies_once(open_store: Callable[..., D
     assert resent == ["PutItem", "UpdateItem", "PutItem", "DeleteItem"]
     assert docs.find_one("a") is None
     assert store.inbox_contains("g", "m")
+
+
+@attrs.frozen
+class _Http:
+    """The HTTP side of an answer made up by a before-call hook (botocore reads only these)."""
+
+    status_code: int = 400
+    headers: dict[str, str] = attrs.field(factory=dict)
+
+
+def test_dynamodb_conflicts_are_sent_again(open_store: Callable[..., DynamoStore], kit: EventKit) -> None:
+    """A transaction cancelled by TransactionConflict and a lone write refused by TransactionConflictException
+    (what DynamoDB answers when another transaction holds the item) are sent again and applied once."""
+    store = open_store()
+    docs = store.collection("conflicts", Doc)
+    ping = kit.event_type("ping")
+    docs.insert(Doc("a", rank=1))
+    refused: list[str] = []
+
+    def conflict_once(model: Any, params: dict[str, Any], **kwargs: Any) -> tuple[_Http, dict[str, Any]] | None:
+        if model.name in refused:
+            return None
+        refused.append(model.name)
+        if model.name == "TransactWriteItems":
+            items = json.loads(params["body"])["TransactItems"]  # params: the request as it would be sent
+            codes = ["TransactionConflict"] + ["None"] * (len(items) - 1)
+            error = {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"}
+            return _Http(), {"Error": error, "CancellationReasons": [{"Code": c} for c in codes]}
+        return _Http(), {"Error": {"Code": "TransactionConflictException", "Message": "in a transaction"}}
+
+    for operation in ("TransactWriteItems", "UpdateItem"):
+        store.client.meta.events.register(f"before-call.dynamodb.{operation}", conflict_once)
+    with store.unit_of_work() as uow:
+        uow.update(docs, "a", inc={"rank": 1})
+        uow.emit(ping(n=1))
+    assert docs.update("a", inc={"rank": 1}).rank == 3
+    assert refused == ["TransactWriteItems", "UpdateItem"]
+    assert [e.seq for e in store.outbox_pending(10)] == [1]

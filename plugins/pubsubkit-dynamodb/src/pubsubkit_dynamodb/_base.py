@@ -16,7 +16,6 @@ from pubsubkit_dynamodb._config import Settings, make_client
 from pubsubkit_dynamodb._errors import is_client_error, translate
 from pubsubkit_dynamodb._tables import TableInfo, Tables
 
-STRIPES = 256
 R = TypeVar("R")
 
 
@@ -34,9 +33,10 @@ class BaseStore(Store):
         self.settings = Settings.parse(url, options)
         self.client = make_client(self.settings)
         self.tables = Tables(self.client, self.settings)
-        self._seq_lock = threading.Lock()  # one outbox-writing transaction at a time per process
-        # Writes of one item from this process go one at a time (see DynamoStore._locked).
-        self._item_locks = [threading.Lock() for _ in range(STRIPES)]
+        # One emitting transaction at a time per process. Not for correctness (the counter's condition orders
+        # emitters across processes): every emitting transaction writes the one counter item, so concurrent ones
+        # would cancel each other (a stale counter, or TransactionConflict on DynamoDB) and be sent again.
+        self._seq_lock = threading.Lock()
         self._seq: int | None = None  # the outbox counter as this process last saw it
 
     def _call(self, what: str, fn: Callable[..., R], **request: Any) -> R:

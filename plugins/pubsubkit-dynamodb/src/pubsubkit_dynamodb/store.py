@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pubsubkit.envelope import new_id
@@ -21,7 +21,7 @@ from pubsubkit.errors import (
 from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, Put, Update
 from pubsubkit.store import apply_update as _apply_update
 from pubsubkit_dynamodb import _writes as w
-from pubsubkit_dynamodb._base import STRIPES, backoff
+from pubsubkit_dynamodb._base import backoff
 from pubsubkit_dynamodb._boxes import BoxesStore
 from pubsubkit_dynamodb._config import index_name
 from pubsubkit_dynamodb._errors import (
@@ -156,32 +156,19 @@ class DynamoStore(BoxesStore):
         emits = sum(isinstance(op, Emit) for op in ops)
         if emits or any(isinstance(op, MarkProcessed) for op in ops):
             self._system()
-        targets = self._validate(ops, infos, emits)
+        self._validate(ops, infos, emits)
         if len(ops) == 1 and not emits:
-            with self._locked(targets):
-                return [self._retrying(lambda: self._single(ops[0], infos))]
-        with self._seq_lock if emits else contextlib.nullcontext(), self._locked(targets):
+            return [self._retrying(lambda: self._single(ops[0], infos))]
+        # No lock around other writes: DynamoDB applies each conditional write atomically and serializes
+        # transactions, and a conflict comes back as TransactionConflict, which is retried (_cancelled).
+        with self._seq_lock if emits else contextlib.nullcontext():
             self._retrying(lambda: self._transact(ops, infos))
         results: list[Doc | None] = []
         for op in ops:  # TransactWriteItems returns no values: read the updated documents back
             results.append(self._get(infos[op.collection], op.id) if isinstance(op, Update) else None)
         return results
 
-    @contextlib.contextmanager
-    def _locked(self, targets: set[tuple[str, str]]) -> Iterator[None]:
-        """Hold the locks of the items written (striped, taken in order: no deadlock).
-
-        DynamoDB applies the writes of one item one at a time anyway; keeping a process's own writers of an
-        item in line saves them rounds of failed conditions, and keeps emulators that do not check a condition
-        and write atomically under concurrent requests (moto) from losing updates made in one process.
-        """
-        stripes = sorted({hash(t) % STRIPES for t in targets})
-        with contextlib.ExitStack() as stack:
-            for i in stripes:
-                stack.enter_context(self._item_locks[i])
-            yield
-
-    def _validate(self, ops: list[Operation], infos: Mapping[str, TableInfo], emits: int) -> set[tuple[str, str]]:
+    def _validate(self, ops: list[Operation], infos: Mapping[str, TableInfo], emits: int) -> None:
         size = len(ops) + (1 if emits else 0)
         if size > MAX_TRANSACTION_ITEMS:
             raise TransactionTooLarge(
@@ -200,7 +187,6 @@ class DynamoStore(BoxesStore):
                     f"a unit of work on DynamoDB writes each document once; {t[0]}/{t[1]} is written twice"
                 )
             seen.add(t)
-        return seen
 
     def _retrying(self, fn: Callable[[], R]) -> R:
         for attempt in range(_ATTEMPTS):
