@@ -233,7 +233,10 @@ class DeliveryCases(MessagingFixtures):
         ping = kit.event_type()
 
         def slow(event: Any, msg: Message) -> None:
-            threading.Event().wait(0.005)  # so that one member cannot take everything before the other polls
+            # So that one member cannot take everything before the other joins: alone, the first takes about
+            # 2.5 s over the 50 messages, longer than a Kafka rebalance (the first learns of it at its next
+            # heartbeat) on a busy machine.
+            threading.Event().wait(0.05)
 
         member_a, member_b, other = Collector(effect=slow), Collector(effect=slow), Collector()
         g1, g2 = kit.name("g1"), kit.name("g2")
