@@ -293,6 +293,7 @@ class Listener:
                 self._settle(consumer, in_flight, block=len(in_flight) >= self.max_in_flight)
                 free = self.max_in_flight - len(in_flight)
                 if free <= 0:
+                    self._with_reconnect(consumer.keep_alive)
                     continue
                 # With work in flight, come back soon to settle it: acks wait for the next turn of this loop.
                 wait = min(self.poll_interval, _SETTLE_INTERVAL) if in_flight else self.poll_interval

@@ -116,6 +116,10 @@ class Consumer(abc.ABC):
     def extend(self, deliveries: Sequence[Delivery], seconds: float) -> None:  # noqa: B027 - optional hook
         """Keep long-running deliveries owned (visibility timeout, lease); a no-op where not needed."""
 
+    def keep_alive(self) -> None:  # noqa: B027 - optional hook
+        """Called instead of :meth:`receive` while the listener has no room for more messages: serve the
+        connection (a Kafka consumer's rebalance callbacks run only while it polls) without taking any."""
+
     def bind_settler(self, settle: Callable[[], None]) -> None:  # noqa: B027 - optional hook
         """Take the listener's ``settle()``: it settles, through this consumer, the deliveries whose handlers
         have finished (ack, release, dead letter), waiting briefly (about 50 ms) for one when none has. A

@@ -87,6 +87,7 @@ class KafkaConsumer(Consumer):
         self._closed = False
         self._subscribed = False
         self._settle: Callable[[], None] | None = None
+        self._paused: list[TopicPartition] = []
         config = transport.settings.consumer_config(group, transport.client_id(group))
         try:
             self.c = RawConsumer(config)
@@ -182,11 +183,36 @@ class KafkaConsumer(Consumer):
 
     # --- receiving ---------------------------------------------------------------------------------------
 
+    def keep_alive(self) -> None:
+        """Poll with every partition paused: rebalances go on while the listener is full, no record is taken."""
+        if self._closed or not self._subscribed:
+            return
+        try:
+            held = {tp.partition for tp in self._paused}
+            fresh = [tp for tp in self.c.assignment() if tp.partition not in held]  # new since a rebalance
+            if fresh:
+                self.c.pause(fresh)
+                self._paused += fresh
+            msg = self.c.poll(0)
+        except KafkaException as exc:
+            raise ConnectionLost(f"Kafka group {self.group}: {exc}") from exc
+        if msg is not None:
+            self._buffer.append(msg)  # fetched before the pause: delivered by the next receive
+
+    def _resume(self) -> None:
+        paused, self._paused = self._paused, []
+        mine = [tp for tp in paused if tp.partition in self._parts]
+        if mine:
+            with contextlib.suppress(KafkaException):
+                self.c.resume(mine)
+
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         if self._closed:
             raise Closed("consumer is closed")
         if not self._subscribed:
             self._subscribe()
+        if self._paused:
+            self._resume()
         self._maybe_commit()
         self._do_seeks()
         out: list[Delivery] = []
