@@ -274,3 +274,51 @@ def test_dynamodb_server_drops_a_connection_that_sends_nothing() -> None:
         quiet.sendall(b"POST / HTTP/1.1\r\n")  # a request begun, never finished
         assert "TableNames" in client.list_tables(Limit=1)
         assert quiet.recv(1) == b""  # the server closed it
+
+
+def test_pause_needs_a_name_and_a_running_server(tmp_path: Path) -> None:
+    assert run("pause").returncode == 2  # no NAME: a usage error, never every server at once
+    result = run("pause", "mongo", env=clean_env(PUBSUBKIT_SERVERS_DIR=str(tmp_path / "servers")))
+    assert result.returncode == 1
+    assert "mongo: not running" in result.stderr
+
+
+def state_of(name: str) -> tuple[str, list[str]]:
+    """The server's state in ``status --json`` and the /proc state letters of its process group."""
+    (row,) = json.loads(run("status", "--json", name).stdout)
+    group = row["pid"]
+    letters = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group:
+                letters.append(fields[0])
+    return row["state"], letters
+
+
+@needs_servers
+def test_pause_stops_the_process_group_resume_continues_it_and_down_stops_a_paused_server() -> None:
+    paused = run("pause", "aws")
+    assert paused.returncode == 0, paused.stderr
+    try:
+        state, letters = state_of("aws")
+        assert state == "paused"
+        assert letters
+        assert set(letters) == {"T"}  # every process of the group, not only its leader
+        assert run("status", "aws").returncode == 3  # paused is not running
+    finally:
+        resumed = run("resume", "aws")
+    assert resumed.returncode == 0, resumed.stderr
+    state, letters = state_of("aws")
+    assert state == "running"
+    assert "T" not in letters
+
+    assert run("pause", "aws").returncode == 0
+    down = run("down", "aws")  # SIGCONT first: a stopped process would never act on SIGTERM
+    assert down.returncode == 0, down.stderr
+    assert "still running" not in down.stderr  # stopped by SIGTERM, not by the SIGKILL after the timeout
+    up = run("up", "aws")
+    assert up.returncode == 0, up.stderr
