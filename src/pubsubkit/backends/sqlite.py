@@ -76,6 +76,20 @@ def parse_url(url: str) -> tuple[str, dict[str, str]]:
     return path, dict(parse_qsl(parts.query))
 
 
+def _wal(c: sqlite3.Connection, patience: float = 30.0) -> None:
+    """Put the database in WAL mode. The pragma answers "database is locked" at once, without the busy
+    timeout, while another process opens or recovers the same file: try again for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            c.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class _Db:
     """Thread-local connections to one file, with retrying write transactions."""
 
@@ -104,7 +118,7 @@ class _Db:
         if c is None:
             try:
                 c = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
-                c.execute("PRAGMA journal_mode=WAL")
+                _wal(c)
                 c.execute(f"PRAGMA synchronous={self.synchronous}")
                 c.execute("PRAGMA busy_timeout=60000")
             except sqlite3.Error as exc:
