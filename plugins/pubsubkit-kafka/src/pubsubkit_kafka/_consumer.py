@@ -112,6 +112,10 @@ class KafkaConsumer(Consumer):
             self._parts[tp.partition] = _Partition()
             self._seeks.pop(tp.partition, None)
         self._assigned = True
+        if self._paused:  # paused by keep_alive before the rebalance: a pause outlives the reassignment
+            self._paused = [tp for tp in self._paused if tp.partition not in self._parts]
+            with contextlib.suppress(KafkaException):
+                self.c.resume(partitions)
 
     def bind_settler(self, settle: Callable[[], None]) -> None:
         self._settle = settle
@@ -201,10 +205,8 @@ class KafkaConsumer(Consumer):
 
     def _resume(self) -> None:
         paused, self._paused = self._paused, []
-        mine = [tp for tp in paused if tp.partition in self._parts]
-        if mine:
-            with contextlib.suppress(KafkaException):
-                self.c.resume(mine)
+        with contextlib.suppress(KafkaException):
+            self.c.resume(paused)
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         if self._closed:
