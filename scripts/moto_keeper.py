@@ -147,7 +147,8 @@ def main(argv: list[str]) -> int:
     server = make_server(args.host, args.port, app, threaded=threaded, request_handler=handler)
     serving = threading.Thread(target=server.serve_forever, daemon=True)
     serving.start()
-    stopping.wait()
+    while not stopping.wait(0.2):  # with a timeout: a wait without one would never run the signal handler
+        pass
     closing.set()
     server.shutdown()  # no new connection; the requests still running answer 503 (Guard)
     serving.join()
