@@ -67,7 +67,8 @@ def test_url_and_options_without_connecting() -> None:
     assert isinstance(store, MongoStore)
     assert (store.options.database, store.options.inbox_ttl) == ("app", 60)
     assert store.options.client_url == "mongodb://127.0.0.1:1/app?retryWrites=false"
-    assert store.options.client_options == {"serverSelectionTimeoutMS": 5000}  # pymongo's 30 s is long to wait
+    # pymongo's 30 s for a server is long to wait, and without a socket timeout a hung server is waited for forever
+    assert store.options.client_options == {"serverSelectionTimeoutMS": 5000, "socketTimeoutMS": 30_000}
     store.close()
     store.close()  # idempotent
     with pytest.raises(pubsubkit.Closed):
@@ -80,11 +81,15 @@ def test_url_and_options_without_connecting() -> None:
     store = pubsubkit.open_store("mongodb://127.0.0.1:1", serverSelectionTimeoutMS=100)
     assert isinstance(store, MongoStore)
     assert (store.options.database, store.options.inbox_ttl) == ("pubsubkit", DEFAULT_INBOX_TTL)
-    assert store.options.client_options == {"serverSelectionTimeoutMS": 100}
+    assert store.options.client_options == {"serverSelectionTimeoutMS": 100, "socketTimeoutMS": 30_000}
     store.close()
-    store = pubsubkit.open_store("mongodb://127.0.0.1:1/?serverselectiontimeoutms=200")
+    store = pubsubkit.open_store("mongodb://127.0.0.1:1/?serverselectiontimeoutms=200&socketTimeoutMS=9000")
     assert isinstance(store, MongoStore)
     assert store.options.client_options == {}
+    store.close()
+    store = pubsubkit.open_store("mongodb://127.0.0.1:1/", timeoutMS=8000)  # pymongo's bound on a whole operation
+    assert isinstance(store, MongoStore)
+    assert store.options.client_options == {"serverSelectionTimeoutMS": 5000, "timeoutMS": 8000}
     store.close()
 
 

@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_DATABASE",
     "DEFAULT_INBOX_TTL",
     "DEFAULT_SERVER_SELECTION_TIMEOUT_MS",
+    "DEFAULT_SOCKET_TIMEOUT_MS",
     "DEFAULT_TRANSACTION_TIMEOUT",
     "MAX_TTL",
     "SCHEMES",
@@ -27,6 +28,10 @@ SCHEMES = ("mongodb", "mongodb+srv")
 DEFAULT_DATABASE = "pubsubkit"
 DEFAULT_INBOX_TTL = 30 * 24 * 3600  # seconds: 30 days
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000  # unless the URL or a keyword sets serverSelectionTimeoutMS
+#: pymongo's socketTimeoutMS unless the URL or a keyword sets it or timeoutMS: without it, an operation on a server
+#: that stopped answering (hung, or the network stalled) waits as long as the socket stays open. Not timeoutMS:
+#: that one also replaces serverSelectionTimeoutMS, and an unreachable server would be waited for 30 s, not 5.
+DEFAULT_SOCKET_TIMEOUT_MS = 30_000
 DEFAULT_TRANSACTION_TIMEOUT = 30.0  # seconds a unit of work may take, retries after write conflicts included
 MAX_TTL = 2_147_483_647  # MongoDB's limit of expireAfterSeconds
 
@@ -98,4 +103,6 @@ def parse(url: str, options: Mapping[str, Any]) -> MongoOptions:
     if "serverselectiontimeoutms" not in given:
         # pymongo waits 30 s for an unreachable server; a request handler should fail sooner.
         client_options["serverSelectionTimeoutMS"] = DEFAULT_SERVER_SELECTION_TIMEOUT_MS
+    if not given & {"timeoutms", "sockettimeoutms"}:
+        client_options["socketTimeoutMS"] = DEFAULT_SOCKET_TIMEOUT_MS
     return MongoOptions(client_url, database, inbox_ttl, transaction_timeout, client_options)
