@@ -52,7 +52,7 @@ def mongo_uri() -> str:
 
 
 class ScriptServerControl:
-    """Stops and starts one test server through ``scripts/servers`` (the reconnect cases)."""
+    """Stops and starts (or pauses and resumes) one test server through ``scripts/servers``."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -69,6 +69,13 @@ class ScriptServerControl:
 
     def start(self) -> None:
         self._run("up")
+
+    def pause(self) -> None:
+        """SIGSTOP the server: to its clients, a hung server or a stalled network."""
+        self._run("pause")
+
+    def resume(self) -> None:
+        self._run("resume")
 
 
 @pytest.fixture(scope="session")

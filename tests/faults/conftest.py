@@ -7,9 +7,17 @@ apply to this backend, or what was done to it).
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from fault_table import Row
+
+# the processes' and the myevents tests' helpers, for the scenario modules (tests/procs, tests/myevents)
+sys.path[:0] = [str(Path(__file__).resolve().parents[1] / d) for d in ("procs", "myevents")]
+from backend_urls import AWS  # noqa: E402
+from fault_stream import Stream  # noqa: E402
+from fault_table import Row  # noqa: E402
 
 ROWS: list[Row] = []
 
@@ -18,6 +26,20 @@ ROWS: list[Row] = []
 def table() -> list[Row]:
     """Append a :class:`Row` to report a scenario."""
     return ROWS
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for k, v in AWS.items():
+        monkeypatch.setenv(k, os.environ.get(k, v))
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Iterator[Stream]:
+    """An emitter and consumers on the broker under test, their state in SQLite (see :class:`Stream`)."""
+    s = Stream(tmp_path)
+    yield s
+    s.close()
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

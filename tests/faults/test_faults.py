@@ -10,11 +10,8 @@ through ``msg.unit_of_work()``: one ``Applied`` document per message, written wi
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,119 +20,22 @@ from typing import Any
 
 import attrs
 import pytest
+from backend_urls import AWS, SERVER, broker_url, servers, store_url
+from fault_stream import BROKER, COUNT, RATE, STORE, WAIT, Stream, not_applicable
 from fault_table import Row
+from myevents_procs import Proc, call, free_port, wait_ready
+from myevents_support import TEST_SECRET, Bus, as_organizer
+from proc_model import Applied, Ticked, applied
 from prometheus_client import CollectorRegistry
 
 import pubsubkit
+from myevents import contracts
 from pubsubkit.testing import unique_name, wait_until
-
-PROCS = Path(__file__).resolve().parents[1] / "procs"
-MYEVENTS_TESTS = Path(__file__).resolve().parents[1] / "myevents"
-sys.path[:0] = [str(PROCS), str(MYEVENTS_TESTS)]
-from backend_urls import AWS, SERVER, broker_url, servers, store_url  # noqa: E402
-from myevents_procs import Proc, call, free_port, wait_ready  # noqa: E402
-from myevents_support import TEST_SECRET, Bus, as_organizer  # noqa: E402
-from proc_model import Applied, Ticked, applied  # noqa: E402
-
-from myevents import contracts  # noqa: E402
-
-BROKER = os.environ.get("PUBSUBKIT_FAULT_BROKER", "embedded")
-STORE = os.environ.get("PUBSUBKIT_FAULT_STORE", "")
-FULL = os.environ.get("PUBSUBKIT_FAULT_SIZE", "quick") == "full"
-COUNT = int(os.environ.get("PUBSUBKIT_FAULT_COUNT", 10_000 if FULL else 3_000))
-#: Events per second: long enough a stream for the faults to land in it.
-RATE = float(os.environ.get("PUBSUBKIT_FAULT_RATE", 400.0 if FULL else 200.0))
-WAIT = 180.0
-
-#: Brokers that route by event name: a group gets only the names it listens to, never an unknown one.
-ROUTES_BY_NAME = {"rabbitmq"}
 
 pytestmark = pytest.mark.faults
 
-
-@pytest.fixture(autouse=True)
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    for k, v in AWS.items():
-        monkeypatch.setenv(k, os.environ.get(k, v))
-
-
-def not_applicable(table: list[Row], scenario: str, why: str) -> None:
-    table.append(Row(scenario, note=f"not run: {why}"))
-    pytest.skip(why)
-
-
-class Stream:
-    """An emitter process and consumer processes of one group, on the broker under test."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        run = unique_name("fault")
-        self.bus = broker_url(BROKER, run, tmp)
-        self.state = f"sqlite:///{tmp}/state.db"
-        setup = pubsubkit.open_store(self.state)
-        applied(setup)  # the schema, before the processes start at once
-        setup.close()
-        self.group = unique_name("group")
-        self.members: dict[str, subprocess.Popen[bytes]] = {}
-        self.emitter: subprocess.Popen[str] | None = None
-
-    def record(self, member: str) -> Path:
-        return self.tmp / f"{member}.ids"
-
-    def consumer(self, member: str) -> None:
-        args = [sys.executable, str(PROCS / "consume.py"), self.bus, self.state, self.group, str(self.record(member))]
-        self.members[member] = subprocess.Popen(args)
-        wait_until(lambda: Path(f"{self.record(member)}.ready").exists(), 120, f"consumer {member} to join")
-
-    def emit(self, count: int, rate: float) -> None:
-        args = [sys.executable, str(PROCS / "emit.py"), self.bus, str(count), str(rate)]
-        env = {**os.environ, "EMIT_RETRY_FOR": "60"}
-        self.emitter = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
-
-    def emitted(self) -> dict[str, Any]:
-        assert self.emitter is not None
-        out, _ = self.emitter.communicate(timeout=WAIT)
-        result: dict[str, Any] = json.loads(out)
-        return result
-
-    def effects(self) -> list[Applied]:
-        store = pubsubkit.open_store(self.state)
-        try:
-            return list(applied(store).find(group=self.group))
-        finally:
-            store.close()
-
-    def wait_applied(self, count: int) -> None:
-        def done() -> bool:
-            return len({e.seq for e in self.effects()}) >= count
-
-        wait_until(done, WAIT, lambda: f"{count} effects; have {len({e.seq for e in self.effects()})}", interval=0.5)
-
-    def row(self, scenario: str, sent: int, note: str = "") -> Row:
-        per_seq = Counter(e.seq for e in self.effects())
-        handled = len(per_seq)
-        return Row(scenario, sent, handled, sent - handled, sum(1 for c in per_seq.values() if c > 1), note)
-
-    def close(self) -> None:
-        for p in self.members.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.members.values():
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-        if self.emitter is not None and self.emitter.poll() is None:
-            self.emitter.kill()
-            self.emitter.communicate()
-
-
-@pytest.fixture
-def stream(tmp_path: Path) -> Iterator[Stream]:
-    s = Stream(tmp_path)
-    yield s
-    s.close()
+#: Brokers that route by event name: a group gets only the names it listens to, never an unknown one.
+ROUTES_BY_NAME = {"rabbitmq"}
 
 
 def test_broker_restarted_twice_during_a_stream(stream: Stream, table: list[Row]) -> None:

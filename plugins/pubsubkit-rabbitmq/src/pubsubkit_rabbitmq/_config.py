@@ -21,7 +21,7 @@ from pubsubkit.transport import Capabilities
 if TYPE_CHECKING:
     import pika
 
-__all__ = ["CAPABILITIES", "OPTIONS", "Settings", "Unroutable", "parse"]
+__all__ = ["CAPABILITIES", "DEFAULT_HEARTBEAT", "OPTIONS", "Settings", "Unroutable", "parse"]
 
 CAPABILITIES = Capabilities(
     ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
@@ -42,6 +42,12 @@ class Unroutable(PublishError):
 
     retryable = False
 
+
+#: Seconds of pika's heartbeat unless the URL gives ``heartbeat`` (RabbitMQ advises 5 to 20): a broker that stops
+#: answering (hung, or the network stalled) is noticed within two such intervals plus 10 s and the connection
+#: given up. Left to the broker, RabbitMQ proposes 60 s: a stall went unnoticed for up to 130 s, and a consumer
+#: leaving during one waited that long to close.
+DEFAULT_HEARTBEAT = 15
 
 #: pubsubkit's own options and what they mean (pika's query parameters pass through to pika).
 OPTIONS: Mapping[str, str] = {
@@ -134,6 +140,8 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         raise ConfigError(
             f"{redact(url)}: {exc} (pubsubkit options are {', '.join(sorted(OPTIONS))}; the rest is pika's)"
         ) from None
+    if "heartbeat" not in query:
+        params.heartbeat = DEFAULT_HEARTBEAT
     exchange = str(ours.get("exchange", "events"))
     if not exchange or exchange.startswith("amq.") or len(exchange) > 200:
         raise ConfigError(f"rabbitmq option exchange={exchange!r}: a non-empty name not starting with amq.")
