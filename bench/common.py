@@ -139,7 +139,7 @@ BROKER_URLS: dict[str, Callable[[str], str]] = {"kafka": kafka_url, "rabbitmq": 
 def installed_scheme(url: str) -> str | None:
     """``None`` when pubsubkit can open ``url``'s scheme, else the skip reason."""
     from pubsubkit.api import default_plugin_manager
-    from pubsubkit.registry import Backends
+    from pubsubkit.plugin import Backends
 
     try:
         Backends(default_plugin_manager()).broker_spec(url)

@@ -36,9 +36,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 import pubsubkit
-from pubsubkit import hookspecs
 from pubsubkit.metrics import METRIC_NAMES, MetricsPlugin
-from pubsubkit.registry import Backends
+from pubsubkit.plugin import Backends, hookspecs
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
@@ -311,7 +310,7 @@ def test_every_metric_is_documented_with_its_labels(name: str) -> None:
 
 def test_capabilities_are_documented_with_their_defaults() -> None:
     text = sections("concepts.md")["Backends by URL and capabilities"]
-    for field in attrs.fields(pubsubkit.Capabilities):
+    for field in attrs.fields(pubsubkit.plugin.BrokerCapabilities):
         default = str(field.default).lower()
         assert re.search(rf"^\| `{field.name}` \| {default} \|", text, re.M), f"concepts.md: capability {field.name}"
 
@@ -375,8 +374,11 @@ def test_hook_examples_are_a_working_plugin(workdir: Path, caplog: pytest.LogCap
         listener = broker.listener("checker", retry=pubsubkit.RetryPolicy(attempts=2, initial=0.01))
         done = threading.Event()
 
+        headers: list[dict[str, str]] = []
+
         @listener.on(HookChecked)
         def check(event: HookChecked, msg: pubsubkit.Message) -> None:
+            headers.append({**msg.envelope.headers, **msg.reply_headers()})
             if event.n == 1:
                 raise ValueError("one is not allowed")
             if event.n == 2:  # after 1, which has the same key
@@ -390,6 +392,11 @@ def test_hook_examples_are_a_working_plugin(workdir: Path, caplog: pytest.LogCap
         assert done.wait(10)
         listener.close()
         assert [letter.reason for letter in broker.transport.dead_letters("checker")] == ["failed"]
+        # the middleware: every publish (emitter and relay) stamped, every handler call timed and its replies marked
+        assert headers
+        assert all(h.get("x-origin") == "myapp" for h in headers), headers
+        assert all(h.get("x-handled-by") == "checker" for h in headers), headers
+        assert set(ns["handler_seconds"]) == {"check"}
     finally:
         broker.close()
         store.close()
@@ -599,6 +606,6 @@ def test_every_test_the_guarantees_page_names_exists() -> None:
     assert named, "the page names no test"
     assert named <= defined, f"named on the page but defined nowhere: {sorted(named - defined)}"
     scenarios = re.findall(r'fault suite "([^"]+)"', page)
-    faults = (ROOT / "tests" / "faults" / "test_faults.py").read_text(encoding="utf-8")
+    faults = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests" / "faults").glob("test_*.py"))
     missing = [s for s in scenarios if s not in faults and s.split(" (")[0] not in faults]
     assert not missing, f"fault scenarios named on the page but not in the fault suite: {missing}"

@@ -8,8 +8,8 @@ import sys
 import pytest
 
 import pubsubkit
-from pubsubkit import UnknownSchemeError, get_plugin_manager, hookspecs
-from pubsubkit.registry import Backends, redact
+from pubsubkit import UnknownSchemeError, get_plugin_manager
+from pubsubkit.plugin import Backends, hookspecs, redact
 
 
 def test_builtin_backends_are_plugins() -> None:

@@ -19,83 +19,48 @@ from typing import TYPE_CHECKING
 from pubsubkit.lazy import lazy_attributes
 
 if TYPE_CHECKING:
-    from pubsubkit.api import Broker, open_broker, open_store
-    from pubsubkit.codec import Codec
-    from pubsubkit.emitter import Emitter
-    from pubsubkit.envelope import Envelope, Header, new_id
-    from pubsubkit.errors import (
-        AlreadyProcessed,
-        Closed,
-        ConditionFailed,
-        ConfigError,
-        ConnectionLost,
-        DecodeError,
-        DuplicateError,
-        FatalError,
-        NotFound,
-        PublishError,
-        PubsubkitError,
-        UnknownSchemeError,
-    )
-    from pubsubkit.events import WIRE_NAME, EventRegistry, UnknownEvent, event, upcaster
-    from pubsubkit.hookspecs import NAME, hookimpl
-    from pubsubkit.listener import Listener, Message
-    from pubsubkit.outbox import OutboxRelay
-    from pubsubkit.registry import BrokerSpec, StoreSpec, get_plugin_manager
-    from pubsubkit.retry import RetryPolicy
-    from pubsubkit.store import Collection, Page, Store, UnitOfWork
-    from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Delivery, Transport
+    from pubsubkit.api import Broker as Broker
+    from pubsubkit.api import open_broker as open_broker
+    from pubsubkit.api import open_store as open_store
+    from pubsubkit.codec import Codec as Codec
+    from pubsubkit.emitter import Emitter as Emitter
+    from pubsubkit.envelope import Envelope as Envelope
+    from pubsubkit.envelope import Header as Header
+    from pubsubkit.envelope import new_id as new_id
+    from pubsubkit.errors import AlreadyProcessed as AlreadyProcessed
+    from pubsubkit.errors import Closed as Closed
+    from pubsubkit.errors import ConditionFailed as ConditionFailed
+    from pubsubkit.errors import ConfigError as ConfigError
+    from pubsubkit.errors import ConnectionLost as ConnectionLost
+    from pubsubkit.errors import DecodeError as DecodeError
+    from pubsubkit.errors import DuplicateError as DuplicateError
+    from pubsubkit.errors import FatalError as FatalError
+    from pubsubkit.errors import NotFound as NotFound
+    from pubsubkit.errors import PublishError as PublishError
+    from pubsubkit.errors import PubsubkitError as PubsubkitError
+    from pubsubkit.errors import UnknownSchemeError as UnknownSchemeError
+    from pubsubkit.events import WIRE_NAME as WIRE_NAME
+    from pubsubkit.events import EventRegistry as EventRegistry
+    from pubsubkit.events import UnknownEvent as UnknownEvent
+    from pubsubkit.events import event as event
+    from pubsubkit.events import upcaster as upcaster
+    from pubsubkit.listener import Listener as Listener
+    from pubsubkit.listener import Message as Message
+    from pubsubkit.outbox import OutboxRelay as OutboxRelay
+    from pubsubkit.plugin.manager import get_plugin_manager as get_plugin_manager
+    from pubsubkit.retry import RetryPolicy as RetryPolicy
+    from pubsubkit.store import Collection as Collection
+    from pubsubkit.store import Page as Page
+    from pubsubkit.store import Store as Store
+    from pubsubkit.store import UnitOfWork as UnitOfWork
+    from pubsubkit.transport import DeadLetter as DeadLetter
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "NAME",
-    "WIRE_NAME",
-    "AlreadyProcessed",
-    "Broker",
-    "BrokerSpec",
-    "Capabilities",
-    "Closed",
-    "Codec",
-    "Collection",
-    "ConditionFailed",
-    "ConfigError",
-    "ConnectionLost",
-    "Consumer",
-    "DeadLetter",
-    "DecodeError",
-    "Delivery",
-    "DuplicateError",
-    "Emitter",
-    "Envelope",
-    "EventRegistry",
-    "FatalError",
-    "Header",
-    "Listener",
-    "Message",
-    "NotFound",
-    "OutboxRelay",
-    "Page",
-    "PublishError",
-    "PubsubkitError",
-    "RetryPolicy",
-    "Store",
-    "StoreSpec",
-    "Transport",
-    "UnitOfWork",
-    "UnknownEvent",
-    "UnknownSchemeError",
-    "event",
-    "get_plugin_manager",
-    "hookimpl",
-    "new_id",
-    "open_broker",
-    "open_store",
-    "upcaster",
-]
-
-#: Where each public name is defined. They are imported on first use, so that ``import pubsubkit`` (or
-#: ``from pubsubkit import ConfigError``) does not load the codec, the listener runtime and their dependencies.
+#: Where each name of the application API is defined: the one list (``__all__`` is made from it, and a test
+#: checks that the imports above, for type checkers, name the same). They are imported on first use, so that
+#: ``import pubsubkit`` (or ``from pubsubkit import ConfigError``) does not load the codec, the listener
+#: runtime and their dependencies. What a plugin needs besides is in :mod:`pubsubkit.plugin`.
 _LAZY: dict[str, str] = {
     "Broker": "pubsubkit.api",
     "open_broker": "pubsubkit.api",
@@ -122,25 +87,19 @@ _LAZY: dict[str, str] = {
     "UnknownEvent": "pubsubkit.events",
     "event": "pubsubkit.events",
     "upcaster": "pubsubkit.events",
-    "NAME": "pubsubkit.hookspecs",
-    "hookimpl": "pubsubkit.hookspecs",
     "Listener": "pubsubkit.listener",
     "Message": "pubsubkit.listener",
     "OutboxRelay": "pubsubkit.outbox",
-    "BrokerSpec": "pubsubkit.registry",
-    "StoreSpec": "pubsubkit.registry",
-    "get_plugin_manager": "pubsubkit.registry",
+    "get_plugin_manager": "pubsubkit.plugin.manager",
     "RetryPolicy": "pubsubkit.retry",
     "Collection": "pubsubkit.store",
     "Page": "pubsubkit.store",
     "Store": "pubsubkit.store",
     "UnitOfWork": "pubsubkit.store",
-    "Capabilities": "pubsubkit.transport",
-    "Consumer": "pubsubkit.transport",
     "DeadLetter": "pubsubkit.transport",
-    "Delivery": "pubsubkit.transport",
-    "Transport": "pubsubkit.transport",
 }
+
+__all__ = sorted(_LAZY)  # made from the one list above
 
 if not TYPE_CHECKING:
     # A submodule too, as ``pubsubkit.codec`` after ``import pubsubkit``.

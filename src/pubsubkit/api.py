@@ -10,9 +10,11 @@ from pubsubkit.codec import Codec, default_codec
 from pubsubkit.emitter import Emitter
 from pubsubkit.listener import Listener
 from pubsubkit.outbox import OutboxRelay
-from pubsubkit.registry import Backends, get_plugin_manager, redact
+from pubsubkit.plugin.manager import Backends, get_plugin_manager
+from pubsubkit.plugin.observers import Observers
 from pubsubkit.store import Store
-from pubsubkit.transport import Capabilities, Transport
+from pubsubkit.transport import BrokerCapabilities, Transport
+from pubsubkit.urls import redact
 
 __all__ = ["Broker", "open_broker", "open_store"]
 
@@ -40,20 +42,20 @@ class Broker:
         return redact(self.transport.url)
 
     @property
-    def capabilities(self) -> Capabilities:
+    def capabilities(self) -> BrokerCapabilities:
         return self.transport.capabilities
 
     def emitter(self, **options: Any) -> Emitter:
         """An :class:`~pubsubkit.emitter.Emitter`; options: ``retry_for``, ``headers``."""
-        return Emitter(self.transport, self.codec, self.pm, **options)
+        return Emitter(self.transport, self.codec, Observers(self.pm), **options)
 
     def listener(self, group: str, **options: Any) -> Listener:
         """A :class:`~pubsubkit.listener.Listener` for ``group``; options as the Listener's."""
-        return Listener(self.transport, group, self.codec, self.pm, **options)
+        return Listener(self.transport, group, self.codec, Observers(self.pm), **options)
 
     def relay(self, store: Store, **options: Any) -> OutboxRelay:
         """An outbox relay publishing ``store``'s outbox through this broker."""
-        return OutboxRelay(store, self.emitter(), self.pm, **options)
+        return OutboxRelay(store, self.emitter(), Observers(self.pm), **options)
 
     def ping(self) -> None:
         self.transport.ping()

@@ -14,7 +14,7 @@ from pubsubkit.api import default_plugin_manager, open_broker
 from pubsubkit.codec import loads
 from pubsubkit.envelope import Envelope, new_id, utcnow
 from pubsubkit.errors import PubsubkitError
-from pubsubkit.registry import Backends
+from pubsubkit.plugin import Backends
 
 
 def _backends(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def _backends(args: argparse.Namespace) -> int:
         caps = ", ".join(k for k, v in bspec.capabilities.as_dict().items() if v)
         rows.append(("broker", scheme, bspec.distribution, caps))
     for scheme, sspec in sorted(b.stores.items()):
-        caps = ", ".join(k for k, v in sspec.capabilities.items() if v)
+        caps = ", ".join(k for k, v in sspec.capabilities.as_dict().items() if v)
         rows.append(("store", scheme, sspec.distribution, caps))
     if args.json:
         print(json.dumps([dict(zip(("kind", "scheme", "distribution", "capabilities"), r, strict=True)) for r in rows]))

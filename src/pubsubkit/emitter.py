@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import pluggy
-
 from pubsubkit.codec import Codec
 from pubsubkit.envelope import Envelope, Header, new_id
 from pubsubkit.errors import Closed, ConnectionLost, PublishError
-from pubsubkit.registry import redact
+from pubsubkit.plugin.observers import NO_OBSERVERS, Observers
+from pubsubkit.retry import Backoff, retry_call
 from pubsubkit.transport import Transport
+from pubsubkit.urls import redact
 
 __all__ = ["Emitter"]
 
@@ -21,15 +21,19 @@ __all__ = ["Emitter"]
 class Emitter:
     """Publishes events through a transport. Thread-safe.
 
+    :param observers: the plugins' observers and publish middleware (:class:`~pubsubkit.plugin.Observers`).
     :param retry_for: seconds during which a publish that failed with a connection error is tried again
         (same message ids, so consumers with an inbox see no duplicate effect). 0 disables retrying.
     """
+
+    #: Waits between tries of a publish that failed with a connection error.
+    BACKOFF = Backoff(initial=0.05, multiplier=2.0, max_delay=1.0)
 
     def __init__(
         self,
         transport: Transport,
         codec: Codec,
-        pm: pluggy.PluginManager | None = None,
+        observers: Observers = NO_OBSERVERS,
         *,
         retry_for: float = 10.0,
         headers: Mapping[str, str] | None = None,
@@ -39,10 +43,9 @@ class Emitter:
         self.retry_for = retry_for
         self.headers = dict(headers or {})
         self._url = redact(transport.url)
-        hook = pm.hook.pubsubkit_emitted if pm is not None else None
-        self._hook = hook if hook is not None and hook.get_hookimpls() else None
-        self._closed = False
-        self._lock = threading.Lock()
+        self._observers = observers
+        self._publish = observers.publish_chain(self._send, self._url)
+        self._closed = threading.Event()
 
     def envelope(self, event: Any, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
         hdrs = {**self.headers, **headers} if headers else self.headers
@@ -53,10 +56,8 @@ class Emitter:
         return self.codec.envelope(event, key=key, headers={**hdrs, Header.CORRELATION_ID: message_id}, id=message_id)
 
     def emit(self, event: Any, *, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
-        """Publish one event; returns its envelope once the broker confirmed it."""
-        env = self.envelope(event, key, headers)
-        self.publish([env])
-        return env
+        """Publish one event; returns its envelope, as sent, once the broker confirmed it."""
+        return self.publish([self.envelope(event, key, headers)])[0]
 
     def emit_many(self, events: Iterable[Any | tuple[Any, str | None]]) -> list[Envelope]:
         """Publish many events (each an event or ``(event, key)``) as one pipelined, confirmed batch."""
@@ -66,33 +67,39 @@ class Emitter:
                 envs.append(self.envelope(item[0], item[1]))
             else:
                 envs.append(self.envelope(item))
-        self.publish(envs)
-        return envs
+        return self.publish(envs)
 
-    def publish(self, envelopes: Sequence[Envelope]) -> None:
-        """Publish ready-made envelopes (the outbox relay uses this), retrying within ``retry_for``."""
-        if self._closed:
+    def publish(self, envelopes: Sequence[Envelope], *, retry_for: float | None = None) -> list[Envelope]:
+        """Publish ready-made envelopes, retrying within ``retry_for`` seconds (default: the emitter's; 0: try
+        once, the caller retries). Returns them as sent: publish middleware may have added headers.
+
+        A retry waits on the emitter's close: :meth:`close` ends it, raising the last error.
+        """
+        if self._closed.is_set():
             raise Closed("emitter is closed")
         if not envelopes:
-            return
+            return []
         start = time.monotonic()
-        deadline = start + self.retry_for
-        delay = 0.05
-        while True:
-            try:
-                self.transport.publish(envelopes)
-                break
-            except (ConnectionLost, PublishError) as exc:
-                if time.monotonic() + delay > deadline or not getattr(exc, "retryable", True):
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-        if self._hook is not None:
-            self._hook(envelopes=envelopes, url=self._url, seconds=time.monotonic() - start)
+        window = self.retry_for if retry_for is None else retry_for
+        sent = retry_call(
+            lambda: self._publish(envelopes),
+            retry_on=(ConnectionLost, PublishError),
+            retryable=lambda exc: getattr(exc, "retryable", True),
+            stop=self._closed,
+            backoff=self.BACKOFF,
+            deadline=start + window,
+        )
+        self._observers.emitted(sent, self._url, time.monotonic() - start)
+        return list(sent)
+
+    def _send(self, envelopes: Sequence[Envelope]) -> Sequence[Envelope]:
+        """The innermost publish of the middleware chain."""
+        self.transport.publish(envelopes)
+        return envelopes
 
     def flush(self) -> None:
         """Every emit returns confirmed, so there is nothing buffered; kept for API symmetry."""
 
     def close(self) -> None:
         """Stop accepting events. Idempotent; the transport is closed by its owner."""
-        self._closed = True
+        self._closed.set()

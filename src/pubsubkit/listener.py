@@ -1,11 +1,13 @@
 """The listener runtime shared by every backend.
 
 One loop thread owns the backend's :class:`~pubsubkit.transport.Consumer`: it receives, settles (ack,
-dead-letter, release) and keeps long deliveries leased. Worker lanes run the handlers; a message goes to the
+dead-letter, release) and keeps long deliveries leased. Worker lanes run the per-delivery
+:class:`~pubsubkit.pipeline.Pipeline` (inbox, decoding, handlers, retries, dead letters); a message goes to the
 lane of its key, so messages of one key are handled one after another, in order, while other keys proceed in
-parallel. In-flight work is bounded. A handler that raises is retried in its lane with exponential backoff;
-after the last attempt, or at once for a fatal error or an undecodable message, the message is dead-lettered
-and the stream goes on. Nothing is acknowledged before its handler returned.
+parallel. In-flight work is bounded. Nothing is acknowledged before its handlers returned.
+
+The parts: :mod:`pubsubkit.handlers` (which function runs for which event), :mod:`pubsubkit.pipeline` (a
+delivery to its settlement) and this module (the loop, the lanes, settling, draining, signals).
 """
 
 from __future__ import annotations
@@ -16,22 +18,22 @@ import queue
 import signal
 import threading
 import time
-import traceback
 import zlib
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
-import pluggy
 
 from pubsubkit.codec import Codec
-from pubsubkit.envelope import Envelope, Header
-from pubsubkit.errors import AlreadyProcessed, Closed, ConfigError, ConnectionLost, DecodeError
-from pubsubkit.events import UnknownEvent
-from pubsubkit.retry import RetryPolicy
-from pubsubkit.store import MarkProcessed, Store, UnitOfWork
-from pubsubkit.transport import Consumer, DeadLetter, Delivery, Transport
+from pubsubkit.errors import Closed, ConfigError, ConnectionLost
+from pubsubkit.handlers import E, Handler, HandlerTable
+from pubsubkit.message import Message
+from pubsubkit.pipeline import Pipeline, Settle, Settlement
+from pubsubkit.plugin.observers import NO_OBSERVERS, Observers, Outcome
+from pubsubkit.retry import Backoff, Retrier, RetryPolicy, retry_call
+from pubsubkit.store import Store
+from pubsubkit.transport import Consumer, Delivery, Transport
 
 __all__ = ["Handler", "Listener", "Message"]
 
@@ -39,78 +41,19 @@ log = logging.getLogger("pubsubkit.listener")
 
 #: Longest wait for new messages while handled ones are waiting to be acknowledged, in seconds.
 _SETTLE_INTERVAL = 0.01
-
-E = TypeVar("E")
-Handler = Callable[[Any, "Message"], object]
-
-
-@attrs.define
-class Message:
-    """What a handler gets besides the event: the envelope, the group, the attempt, and an inbox-aware unit of
-    work for handlers that write state.
-
-    :ivar inbox_id: the id recorded in the group's inbox once this handler is done with the message: the
-        message id for the last (usually the only) handler of an event, ``<message id>#<position>`` for the
-        handlers before it, so that a retry runs again only the handlers that did not finish.
-    """
-
-    envelope: Envelope
-    group: str
-    attempt: int
-    store: Store | None = None
-    inbox_id: str = ""
-    _marked: UnitOfWork | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if not self.inbox_id:
-            self.inbox_id = self.envelope.id
-
-    @property
-    def id(self) -> str:
-        return self.envelope.id
-
-    @property
-    def recorded(self) -> bool:
-        """Whether a unit of work of this handler committed the inbox record."""
-        return self._marked is not None and self._marked.committed
-
-    def reply_headers(self) -> dict[str, str]:
-        """Headers for events caused by this one: same correlation id, this message as the causation."""
-        hdrs = {
-            Header.CORRELATION_ID: self.envelope.correlation_id or self.envelope.id,
-            Header.CAUSATION_ID: self.envelope.id,
-        }
-        tp = self.envelope.headers.get(Header.TRACEPARENT)
-        if tp:
-            hdrs[Header.TRACEPARENT] = tp
-        return hdrs
-
-    def unit_of_work(self) -> UnitOfWork:
-        """A unit of work that also records this message in the group's inbox, atomically with the writes.
-
-        If the message was processed before, committing raises AlreadyProcessed and nothing is written; the
-        listener treats that as success. Only the first unit of work a handler opens carries the record;
-        if it is abandoned, the listener records the message after the handler returns.
-        """
-        if self.store is None:
-            raise ConfigError("Message.unit_of_work() needs a listener created with store=...")
-        uow = UnitOfWork(self.store, headers=self.reply_headers())
-        if self._marked is None:
-            uow.mark_processed(self.group, self.inbox_id)
-            self._marked = uow
-        return uow
+#: Waits before joining the group again after the broker could not be reached.
+_JOIN_BACKOFF = Backoff(initial=0.1, multiplier=2.0, max_delay=5.0)
+#: Waits before receiving again after a lost connection.
+_RECEIVE_BACKOFF = Backoff(initial=0.5, multiplier=1.0, max_delay=0.5)
+#: Waits between tries of a settlement (ack, release, dead letter) across a short broker outage.
+_SETTLE_BACKOFF = Backoff(initial=0.1, multiplier=2.0, max_delay=2.0)
+_SETTLE_ATTEMPTS = 8
 
 
 @attrs.define
 class _Work:
     delivery: Delivery
     started: float
-
-
-class _Outcome:
-    ACK = "ack"
-    DEAD = "dead"
-    RELEASE = "release"
 
 
 class Listener:
@@ -122,6 +65,7 @@ class Listener:
     >>> listener.run(handle_signals=True)  # until SIGTERM / SIGINT / stop(), then drains
 
     :param group: consumer group: every group gets every message; members of one group share them.
+    :param observers: the plugins' observers and handler middleware (:class:`~pubsubkit.plugin.Observers`).
     :param retry: attempts and backoff per message.
     :param max_in_flight: messages received but not yet settled, at most.
     :param concurrency: worker lanes; messages of one key always use the same lane.
@@ -134,7 +78,7 @@ class Listener:
         transport: Transport,
         group: str,
         codec: Codec,
-        pm: pluggy.PluginManager | None = None,
+        observers: Observers = NO_OBSERVERS,
         *,
         retry: RetryPolicy | None = None,
         max_in_flight: int = 100,
@@ -158,42 +102,39 @@ class Listener:
         self.drain_timeout = drain_timeout
         self.poll_interval = poll_interval
         self.batch_size = batch_size
-        self._handlers: dict[str, list[Handler]] = {}
-        self._fallback: list[Handler] = []
-        self._hooks = _Hooks(pm)
+        self._table = HandlerTable(codec.registry)
+        self._observers = observers
         self._stop = threading.Event()
+        self._quit = threading.Event()  # set when close() stops waiting: settling retries end too
         self._closed = threading.Event()
         self._ready = threading.Event()
         self._abandon = threading.Event()
         self._running = threading.Lock()
-        self._results: queue.SimpleQueue[tuple[_Work, str, DeadLetter | None]] = queue.SimpleQueue()
+        self._pipeline = Pipeline(group, self._table, codec, self.retry, observers, self._stop, store)
+        self._results: queue.SimpleQueue[tuple[_Work, Settlement]] = queue.SimpleQueue()
         self._lanes: list[queue.SimpleQueue[list[_Work] | None]] = []
         self._threads: list[threading.Thread] = []
         self._loop_thread: threading.Thread | None = None
-        self.handled = 0
+
+    @property
+    def handled(self) -> int:
+        """Messages whose handlers all ran to completion in this listener."""
+        return self._pipeline.handled
 
     # --- subscribing -------------------------------------------------------------------------------------
 
     def on(self, *event_types: type[Any]) -> Callable[[Callable[[E, Message], object]], Callable[[E, Message], object]]:
         """Decorator: run the function for each of ``event_types`` (``UnknownEvent`` for the fallback)."""
-
-        def deco(fn: Callable[[E, Message], object]) -> Callable[[E, Message], object]:
-            for et in event_types:
-                self.add_handler(et, fn)
-            return fn
-
-        return deco
+        return self._table.decorator(*event_types)
 
     def add_handler(self, event_type: type[Any] | str, fn: Handler) -> None:
-        if event_type is UnknownEvent:
-            self._fallback.append(fn)
-            return
-        name = event_type if isinstance(event_type, str) else self.codec.registry.name_of(event_type)
-        self._handlers.setdefault(name, []).append(fn)
+        """Run ``fn`` for ``event_type`` (an event class, a wire name, or ``UnknownEvent``)."""
+        self._table.add(event_type, fn)
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._handlers)
+        """The wire names this listener has handlers for."""
+        return self._table.names
 
     # --- running -----------------------------------------------------------------------------------------
 
@@ -215,8 +156,7 @@ class Listener:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
-            names = None if self._fallback else self.names
-            consumer = self._open(names)
+            consumer = self._open(self._table.subscription)
             self._ready.set()
             try:
                 self._loop(consumer)
@@ -246,6 +186,8 @@ class Listener:
         t = self._loop_thread
         if t is not None and t is not threading.current_thread():
             t.join(timeout if timeout is not None else self.drain_timeout + 10)
+            if t.is_alive():
+                self._quit.set()  # a settlement still retrying gives up: the broker redelivers
             return not t.is_alive()
         return True
 
@@ -266,14 +208,8 @@ class Listener:
         return self._closed.is_set()
 
     def _open(self, names: Sequence[str] | None) -> Consumer:
-        delay = 0.1
-        while True:
-            try:
-                return self.transport.consumer(self.group, names)
-            except ConnectionLost:
-                if self._stop.wait(delay):
-                    raise
-                delay = min(delay * 2, 5.0)
+        """Join the group, waiting out a broker that cannot be reached (until :meth:`stop`)."""
+        return retry_call(lambda: self.transport.consumer(self.group, names), stop=self._stop, backoff=_JOIN_BACKOFF)
 
     def _loop(self, consumer: Consumer) -> None:
         self._lanes = [queue.SimpleQueue() for _ in range(self.concurrency)]
@@ -285,8 +221,9 @@ class Listener:
             t.start()
         in_flight: dict[int, _Work] = {}
         consumer.bind_settler(functools.partial(self._settle_for, consumer, in_flight))
-        lease = getattr(consumer, "lease_seconds", None)
+        lease = consumer.lease_seconds
         next_extend = time.monotonic() + (lease / 3 if lease else 1e18)
+        reconnect = Retrier(_RECEIVE_BACKOFF, self._stop)
         rr = 0
         try:
             while not self._stop.is_set():
@@ -301,10 +238,11 @@ class Listener:
                     got = consumer.receive(min(free, self.batch_size), wait)
                 except ConnectionLost as exc:
                     log.warning("listener %s: %s; retrying", self.group, exc)
-                    self._stop.wait(0.5)
+                    reconnect.wait()
                     continue
+                reconnect.reset()
                 if got:
-                    self._hooks.received([d.envelope for d in got if d.envelope is not None], self.group)
+                    self._observers.received([d.envelope for d in got if d.envelope is not None], self.group)
                 now = time.monotonic()
                 # One hand-over per lane and receive, not per message: waking a lane thread costs more than
                 # handling a small message.
@@ -345,8 +283,7 @@ class Listener:
             log.warning("listener %s: %d messages unfinished after drain; released", self.group, len(in_flight))
             leftovers = [w.delivery for w in in_flight.values()]
             for w in in_flight.values():
-                if w.delivery.envelope is not None:
-                    self._hooks.handled(w.delivery.envelope, self.group, "released", 0.0, w.delivery.attempt)
+                self._released(w.delivery)
             in_flight.clear()
             try:
                 consumer.release(leftovers)
@@ -369,37 +306,40 @@ class Listener:
         if not items:
             return
         acks, releases = [], []
-        for work, outcome, letter in items:
+        for work, settlement in items:
             in_flight.pop(id(work), None)
-            if outcome == _Outcome.ACK:
+            if settlement.action is Settle.ACK:
                 acks.append(work.delivery)
-            elif outcome == _Outcome.RELEASE:
+            elif settlement.action is Settle.RELEASE:
                 releases.append(work.delivery)
-                if work.delivery.envelope is not None:  # settles it for observers too (the in-flight gauge)
-                    self._hooks.handled(work.delivery.envelope, self.group, "released", 0.0, work.delivery.attempt)
+                self._released(work.delivery)
             else:
+                letter = settlement.letter
                 assert letter is not None
                 self._with_reconnect(functools.partial(consumer.dead_letter, work.delivery, letter))
-                self._hooks.dead_lettered(letter)
+                self._observers.dead_lettered(letter)
         if acks:
             self._with_reconnect(lambda: consumer.ack(acks))
         if releases:
             self._with_reconnect(lambda: consumer.release(releases))
 
+    def _released(self, d: Delivery) -> None:
+        """Tell the observers a delivery goes back unfinished (it settles the in-flight gauge too)."""
+        if d.envelope is not None:
+            self._observers.handled(d.envelope, self.group, Outcome.RELEASED, 0.0, d.attempt)
+
     def _with_reconnect(self, fn: Callable[[], None]) -> None:
         """Settle even across a short broker outage; if the broker stays away the delivery comes back later."""
-        delay = 0.1
-        for _ in range(8):
-            try:
-                fn()
-                return
-            except ConnectionLost as exc:
-                log.warning("listener %s: settling failed (%s); retrying", self.group, exc)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-        log.error("listener %s: gave up settling; the broker will redeliver", self.group)
 
-    # --- handling ----------------------------------------------------------------------------------------
+        def retrying(exc: BaseException) -> None:
+            log.warning("listener %s: settling failed (%s); retrying", self.group, exc)
+
+        try:
+            retry_call(fn, stop=self._quit, backoff=_SETTLE_BACKOFF, attempts=_SETTLE_ATTEMPTS, on_retry=retrying)
+        except ConnectionLost:
+            log.error("listener %s: gave up settling; the broker will redeliver", self.group)
+
+    # --- the worker lanes ----------------------------------------------------------------------------------
 
     def _lane(self, q: queue.SimpleQueue[list[_Work] | None]) -> None:
         while True:
@@ -410,132 +350,10 @@ class Listener:
                 if self._abandon.is_set():
                     break
                 try:
-                    outcome, letter = self._handle(work.delivery)
+                    settlement = self._pipeline.process(work.delivery)
                 except BaseException as exc:  # a bug here must not lose the message: give it back
                     log.exception("listener %s: internal error", self.group)
-                    outcome, letter = _Outcome.RELEASE, None
+                    settlement = Settlement(Settle.RELEASE)
                     if not isinstance(exc, Exception):
                         raise
-                self._results.put((work, outcome, letter))
-
-    def _letter(self, d: Delivery, reason: str, error: str, attempts: int) -> DeadLetter:
-        env = d.envelope
-        return DeadLetter(
-            group=self.group,
-            reason=reason,
-            error=error,
-            attempts=attempts,
-            original_name=env.name if env is not None else None,
-            envelope=env,
-            raw=d.raw,
-        )
-
-    def _handle(self, d: Delivery) -> tuple[str, DeadLetter | None]:
-        if d.revoked is not None and d.revoked.is_set():
-            return _Outcome.RELEASE, None  # no longer the consumer's: its new owner handles it
-        env = d.envelope
-        if env is None:
-            return _Outcome.DEAD, self._letter(d, "poison", d.error or "undecodable message", d.attempt)
-        handlers = self._handlers.get(env.name)
-        if handlers is None:
-            if env.name in self.codec.registry or not self._fallback:
-                self._hooks.handled(env, self.group, "skipped", 0.0, d.attempt)
-                return _Outcome.ACK, None
-            handlers = self._fallback
-        if self.store is not None and self.store.inbox_contains(self.group, env.id):
-            self._hooks.handled(env, self.group, "duplicate", 0.0, d.attempt)
-            return _Outcome.ACK, None
-        try:
-            event = self.codec.decode(env)
-        except DecodeError as exc:
-            return _Outcome.DEAD, self._letter(d, "poison", str(exc), d.attempt)
-        attempt = d.attempt
-        while True:
-            start = time.monotonic()
-            try:
-                duplicate = self._run_handlers(handlers, event, env, attempt)
-            except Exception as exc:
-                took = time.monotonic() - start
-                error = f"{type(exc).__name__}: {exc}"
-                if self.retry.is_fatal(exc):
-                    self._hooks.handled(env, self.group, "failed", took, attempt)
-                    log.warning("listener %s: %s %s fatal: %s", self.group, env.name, env.id, error)
-                    return _Outcome.DEAD, self._letter(d, "fatal", _with_trace(exc, error), attempt)
-                if attempt >= self.retry.attempts:
-                    self._hooks.handled(env, self.group, "failed", took, attempt)
-                    log.warning("listener %s: %s %s failed %d times: %s", self.group, env.name, env.id, attempt, error)
-                    return _Outcome.DEAD, self._letter(d, "failed", _with_trace(exc, error), attempt)
-                self._hooks.handled(env, self.group, "retry", took, attempt)
-                if self._backoff(d, self.retry.delay(attempt)):
-                    return _Outcome.RELEASE, None
-                attempt += 1
-                continue
-            outcome = "duplicate" if duplicate else "ok"
-            self._hooks.handled(env, self.group, outcome, time.monotonic() - start, attempt)
-            if not duplicate:
-                self.handled += 1
-            return _Outcome.ACK, None
-
-    def _backoff(self, d: Delivery, delay: float) -> bool:
-        """Wait ``delay`` seconds before a retry; ``True`` when the listener stops or the delivery is revoked."""
-        if d.revoked is None:
-            return self._stop.wait(delay)
-        deadline = time.monotonic() + delay
-        while not d.revoked.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if self._stop.wait(min(left, 0.05)):
-                return True
-        return True
-
-    def _run_handlers(self, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
-        """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""
-        store = self.store
-        last = len(handlers) - 1
-        for i, fn in enumerate(handlers):
-            inbox_id = env.id if i == last else f"{env.id}#{i}"
-            if store is not None and i < last and store.inbox_contains(self.group, inbox_id):
-                continue  # done by an earlier attempt
-            msg = Message(env, self.group, attempt, store, inbox_id)
-            try:
-                fn(event, msg)
-                if store is not None and not msg.recorded:
-                    store.commit([MarkProcessed(self.group, inbox_id)])
-            except AlreadyProcessed:
-                if i == last:
-                    return True
-                # another delivery of this message finished this handler first: go on with the next one
-        return False
-
-
-def _with_trace(exc: BaseException, error: str) -> str:
-    tb = "".join(traceback.format_exception(exc)[-3:])
-    return f"{error}\n{tb}"[:4000]
-
-
-class _Hooks:
-    """Observation hooks, called only when some plugin implements them."""
-
-    def __init__(self, pm: pluggy.PluginManager | None) -> None:
-        def get(name: str) -> Any:
-            if pm is None:
-                return None
-            hook = getattr(pm.hook, name)
-            return hook if hook.get_hookimpls() else None
-
-        self._received = get("pubsubkit_received")
-        self._handled = get("pubsubkit_handled")
-        self._dead = get("pubsubkit_dead_lettered")
-
-    def received(self, envelopes: list[Envelope], group: str) -> None:
-        if self._received is not None and envelopes:
-            self._received(envelopes=envelopes, group=group)
-
-    def handled(self, envelope: Envelope, group: str, outcome: str, seconds: float, attempt: int) -> None:
-        if self._handled is not None:
-            self._handled(envelope=envelope, group=group, outcome=outcome, seconds=seconds, attempt=attempt)
-
-    def dead_lettered(self, letter: DeadLetter) -> None:
-        if self._dead is not None:
-            self._dead(letter=letter)
+                self._results.put((work, settlement))

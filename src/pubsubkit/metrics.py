@@ -14,7 +14,7 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from pubsubkit.envelope import Envelope
-from pubsubkit.hookspecs import hookimpl
+from pubsubkit.plugin import hookimpl
 from pubsubkit.transport import DeadLetter
 
 __all__ = ["METRIC_NAMES", "MetricsPlugin", "metrics_for"]

@@ -11,13 +11,13 @@ import logging
 import threading
 import time
 
-import pluggy
-
 from pubsubkit.emitter import Emitter
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import ConnectionLost, PublishError
-from pubsubkit.registry import redact
+from pubsubkit.plugin.observers import NO_OBSERVERS, Observers
+from pubsubkit.retry import Backoff, Retrier, retry_call
 from pubsubkit.store import Store
+from pubsubkit.urls import redact
 
 __all__ = ["OutboxRelay"]
 
@@ -31,13 +31,19 @@ class OutboxRelay:
     :param poll_interval: how often to look for entries committed by other processes; commits in this
         process wake the relay at once.
     :param lease: seconds a relay holds the store's relay lease between renewals.
+
+    A batch is published once per round (the emitter's own retry is off); a failed round is retried after a
+    growing wait (:attr:`BACKOFF`), which :meth:`stop` ends: the relay's loop is the one retry layer.
     """
+
+    #: Waits between rounds after the broker or the store failed.
+    BACKOFF = Backoff(initial=0.1, multiplier=2.0, max_delay=5.0)
 
     def __init__(
         self,
         store: Store,
         emitter: Emitter,
-        pm: pluggy.PluginManager | None = None,
+        observers: Observers = NO_OBSERVERS,
         *,
         batch_size: int = 500,
         poll_interval: float = 0.2,
@@ -50,8 +56,7 @@ class OutboxRelay:
         self.lease = lease
         self.owner = new_id()
         self._url = redact(store.url)
-        hook = pm.hook.pubsubkit_outbox_relayed if pm is not None else None
-        self._hook = hook if hook is not None and hook.get_hookimpls() else None
+        self._observers = observers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.relayed = 0
@@ -61,26 +66,34 @@ class OutboxRelay:
         entries = self.store.outbox_pending(self.batch_size)
         if not entries:
             return 0
-        self.emitter.publish([e.envelope for e in entries])
+        self.emitter.publish([e.envelope for e in entries], retry_for=0)
         self.store.outbox_mark_sent([e.seq for e in entries])
         self.relayed += len(entries)
-        if self._hook is not None:
+        if self._observers.wants_relayed:
             # A short batch was all there was; after a full one, count what waits behind it.
             waiting = len(entries) if len(entries) < self.batch_size else len(entries) + self.store.outbox_count()
-            self._hook(count=len(entries), pending=waiting, url=self._url)
+            self._observers.outbox_relayed(len(entries), waiting, self._url)
         return len(entries)
 
     def drain(self, timeout: float = 30.0) -> None:
-        """Publish until the outbox is empty (or raise after ``timeout`` seconds)."""
+        """Publish until the outbox is empty, waiting out broker outages; raise after ``timeout`` seconds (the
+        last error, or :class:`TimeoutError`)."""
         deadline = time.monotonic() + timeout
-        while self.relay_once():
+        while retry_call(
+            self.relay_once,
+            retry_on=(ConnectionLost, PublishError),
+            retryable=lambda exc: getattr(exc, "retryable", True),
+            stop=self._stop,
+            backoff=self.BACKOFF,
+            deadline=deadline,
+        ):
             if time.monotonic() > deadline:
                 raise TimeoutError("outbox did not drain in time")
 
     def run(self) -> None:
         """Relay until :meth:`stop`. Broker outages are waited out; nothing is dropped."""
         seen = -1
-        delay = 0.1
+        retrier = Retrier(self.BACKOFF, self._stop)
         has_lease = False
         lease_until = 0.0
         while not self._stop.is_set():
@@ -90,16 +103,15 @@ class OutboxRelay:
                     has_lease = self.store.outbox_claim(self.owner, self.lease)
                     lease_until = now + self.lease
                 if has_lease and self.relay_once():
-                    delay = 0.1
+                    retrier.reset()
                     continue
             except (ConnectionLost, PublishError) as exc:
-                log.warning("outbox relay: %s; retrying in %.1fs", exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                log.warning("outbox relay: %s; retrying in %.1fs", exc, retrier.next_delay)
+                retrier.wait()
                 continue
             except Exception:
-                log.exception("outbox relay: unexpected error; retrying")
-                self._stop.wait(1.0)
+                log.exception("outbox relay: unexpected error; retrying in %.1fs", retrier.next_delay)
+                retrier.wait()
                 continue
             seen = self.store.wait_outbox(seen, self.poll_interval)
 

@@ -31,6 +31,7 @@ __all__ = [
     "Page",
     "Put",
     "Store",
+    "StoreCapabilities",
     "UnitOfWork",
     "Update",
     "apply_update",
@@ -131,6 +132,23 @@ def apply_update(doc: Doc, op: Update) -> Doc:
 
 
 # --- the backend contract --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class StoreCapabilities:
+    """What a repository backend honestly can do. Docs and the CLI read these flags.
+
+    :ivar transactions: a unit of work commits documents, outbox and inbox together or not at all.
+    :ivar persistent: what was committed survives a restart of the process and the server.
+    :ivar multi_process: several processes may share the store (and each run an outbox relay).
+    """
+
+    transactions: bool = True
+    persistent: bool = True
+    multi_process: bool = True
+
+    def as_dict(self) -> dict[str, bool]:
+        return attrs.asdict(self)
 
 
 class Store(abc.ABC):

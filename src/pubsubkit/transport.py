@@ -22,11 +22,11 @@ import attrs
 
 from pubsubkit.envelope import Envelope
 
-__all__ = ["Capabilities", "Consumer", "DeadLetter", "Delivery", "Transport"]
+__all__ = ["BrokerCapabilities", "Consumer", "DeadLetter", "Delivery", "Transport"]
 
 
 @attrs.frozen
-class Capabilities:
+class BrokerCapabilities:
     """What a message backend honestly can do. Docs and the conformance suite read these flags.
 
     :ivar ordered: messages with one key are delivered in publish order within a consumer group.
@@ -91,7 +91,14 @@ class DeadLetter:
 
 
 class Consumer(abc.ABC):
-    """A member of a consumer group, as the listener runtime sees it. Used from one thread at a time."""
+    """A member of a consumer group, as the listener runtime sees it. Used from one thread at a time.
+
+    :cvar lease_seconds: how long a delivery stays this consumer's without :meth:`extend` (a visibility
+        timeout); the listener extends the deliveries in flight every third of it. ``None``: no lease, a
+        delivery is the consumer's until settled.
+    """
+
+    lease_seconds: float | None = None
 
     @abc.abstractmethod
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
@@ -131,7 +138,7 @@ class Consumer(abc.ABC):
 class Transport(abc.ABC):
     """A connection to one message backend, shared by the emitters and listeners of a process."""
 
-    capabilities: Capabilities = Capabilities()
+    capabilities: BrokerCapabilities = BrokerCapabilities()
     url: str = ""
 
     @abc.abstractmethod

@@ -56,7 +56,7 @@ def paused_mid_stream(stream: Stream, server: str, scenario: str, share: int = 1
 
 
 def test_the_broker_paused_mid_stream(stream: Stream, table: list[Row]) -> None:
-    scenario = f"broker paused {PAUSE:g} s mid-stream"
+    scenario = "broker paused 20 s mid-stream".replace(" 20 s", f" {PAUSE:g} s")
     if STORE:
         pytest.skip("run by the broker environments")
     if BROKER == "embedded":
@@ -68,7 +68,7 @@ def test_the_broker_paused_mid_stream(stream: Stream, table: list[Row]) -> None:
 
 def test_the_store_paused_under_the_consumers(tmp_path: Path, table: list[Row]) -> None:
     """The consumers' inbox and effects (``msg.unit_of_work()``) are in the store under test while it is paused."""
-    scenario = f"store paused {PAUSE:g} s under the consumers"
+    scenario = "store paused 20 s under the consumers".replace(" 20 s", f" {PAUSE:g} s")
     if not STORE:
         pytest.skip("run by the store environments (PUBSUBKIT_FAULT_STORE)")
     stream = Stream(tmp_path, state=store_url(STORE, unique_name("fault"), tmp_path))

@@ -31,7 +31,7 @@ def broker(url: str, kit: EventKit) -> Iterator[pubsubkit.Broker]:
     b.close()
 
 
-def receive(consumer: pubsubkit.Consumer, count: int) -> list[Delivery]:
+def receive(consumer: pubsubkit.plugin.Consumer, count: int) -> list[Delivery]:
     got: list[Delivery] = []
 
     def enough() -> bool:

@@ -17,8 +17,7 @@ from pubsubkit.backends._log import Claim, GroupState
 from pubsubkit.codec import Codec
 from pubsubkit.envelope import Envelope, new_id, utcnow
 from pubsubkit.errors import AlreadyProcessed, Closed, DuplicateError, NotFound
-from pubsubkit.hookspecs import hookimpl
-from pubsubkit.registry import BrokerSpec, StoreSpec
+from pubsubkit.plugin import BrokerSpec, StoreCapabilities, StoreSpec, hookimpl
 from pubsubkit.store import (
     Delete,
     Doc,
@@ -32,9 +31,9 @@ from pubsubkit.store import (
     Update,
     apply_update,
 )
-from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Delivery, Transport
+from pubsubkit.transport import BrokerCapabilities, Consumer, DeadLetter, Delivery, Transport
 
-CAPABILITIES = Capabilities(
+CAPABILITIES = BrokerCapabilities(
     ordered=True,
     persistent=False,
     consumer_groups=True,
@@ -110,7 +109,7 @@ class MemoryConsumer(Consumer):
         self.hub = hub
         self.group = group
         self.owner = new_id()
-        self.lease_seconds = LEASE_SECONDS
+        self.lease_seconds: float = LEASE_SECONDS
         with hub.cond:
             self.state = hub.groups.setdefault(group, GroupState())
         self._closed = False
@@ -342,6 +341,6 @@ def pubsubkit_register_stores(register: Any) -> None:
             factory=MemoryStore,
             distribution="pubsubkit",
             description="in-process store for tests and examples",
-            capabilities={"transactions": True, "persistent": False, "multi_process": False},
+            capabilities=StoreCapabilities(transactions=True, persistent=False, multi_process=False),
         )
     )

@@ -31,8 +31,7 @@ import orjson
 from pubsubkit.codec import Codec
 from pubsubkit.envelope import Envelope, new_id, utcnow
 from pubsubkit.errors import AlreadyProcessed, Closed, ConfigError, ConnectionLost, DuplicateError, NotFound
-from pubsubkit.hookspecs import hookimpl
-from pubsubkit.registry import BrokerSpec, StoreSpec
+from pubsubkit.plugin import BrokerSpec, StoreCapabilities, StoreSpec, hookimpl
 from pubsubkit.store import (
     Delete,
     Doc,
@@ -46,9 +45,9 @@ from pubsubkit.store import (
     Update,
     apply_update,
 )
-from pubsubkit.transport import Capabilities, Consumer, DeadLetter, Delivery, Transport
+from pubsubkit.transport import BrokerCapabilities, Consumer, DeadLetter, Delivery, Transport
 
-CAPABILITIES = Capabilities(
+CAPABILITIES = BrokerCapabilities(
     ordered=True,
     persistent=True,
     consumer_groups=True,
@@ -304,7 +303,7 @@ class SqliteConsumer(Consumer):
         self.db = transport.db
         self.group = group
         self.owner = new_id()
-        self.lease_seconds = transport.lease
+        self.lease_seconds: float = transport.lease
         self._closed = False
         with self.db.tx() as c:
             c.execute("INSERT OR IGNORE INTO pk_groups(grp, committed) VALUES (?, 0)", (group,))
@@ -648,6 +647,6 @@ def pubsubkit_register_stores(register: Any) -> None:
             factory=SqliteStore,
             distribution="pubsubkit",
             description="embedded document store in a SQLite file, with outbox and inbox",
-            capabilities={"transactions": True, "persistent": True, "multi_process": True},
+            capabilities=StoreCapabilities(transactions=True, persistent=True, multi_process=True),
         )
     )

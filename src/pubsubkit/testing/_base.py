@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from pubsubkit.api import Broker, open_broker
 from pubsubkit.listener import Handler, Listener
-from pubsubkit.registry import get_plugin_manager
+from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.retry import RetryPolicy
 from pubsubkit.testing.helpers import DEFAULT_TIMEOUT, EventKit, HookRecorder, ServerControl, Sizes, unique_name
 from pubsubkit.testing.plugin import SIZE_ENV

@@ -21,8 +21,8 @@ import pytest
 from pubsubkit.codec import Codec
 from pubsubkit.envelope import Envelope
 from pubsubkit.events import EventRegistry
-from pubsubkit.hookspecs import hookimpl
 from pubsubkit.listener import Message
+from pubsubkit.plugin import hookimpl
 from pubsubkit.transport import DeadLetter
 
 __all__ = [

@@ -25,8 +25,7 @@ from prometheus_client import CollectorRegistry
 from pubsubkit.api import open_broker, open_store
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import AlreadyProcessed, ConditionFailed, DuplicateError, NotFound
-from pubsubkit.outbox import OutboxRelay
-from pubsubkit.registry import get_plugin_manager
+from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.store import Collection, Store
 from pubsubkit.testing._base import CommonFixtures, Listeners
 from pubsubkit.testing.helpers import Collector, EventKit, Sizes, run_threads, unique_name
@@ -308,7 +307,7 @@ class RepositorySuite(CommonFixtures):
         try:
             got = Collector()
             listeners.start(broker, kit.name("g"), [(booked, got)])
-            relay = OutboxRelay(reopened, broker.emitter(), pm, batch_size=2)
+            relay = broker.relay(reopened, batch_size=2)
 
             def sample(name: str) -> float | None:
                 return metrics_registry.get_sample_value(name)

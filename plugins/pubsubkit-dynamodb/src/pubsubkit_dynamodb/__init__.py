@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pubsubkit
-from pubsubkit import StoreSpec
+from pubsubkit.plugin import StoreCapabilities, StoreSpec
 from pubsubkit_dynamodb._errors import TransactionTooLarge, UnsupportedUnitOfWork
 from pubsubkit_dynamodb.store import MAX_TRANSACTION_ITEMS, DynamoStore
 
@@ -26,7 +26,7 @@ __all__ = [
     "create_tables",
 ]
 
-CAPABILITIES: Mapping[str, bool] = {"transactions": True, "persistent": True, "multi_process": True}
+CAPABILITIES = StoreCapabilities(transactions=True, persistent=True, multi_process=True)
 
 
 def create_tables(url: str, collections: Mapping[str, Sequence[str]] | None = None, **options: Any) -> None:
@@ -41,7 +41,7 @@ def create_tables(url: str, collections: Mapping[str, Sequence[str]] | None = No
         store.close()
 
 
-@pubsubkit.hookimpl
+@pubsubkit.plugin.hookimpl
 def pubsubkit_register_stores(register: Callable[[StoreSpec], None]) -> None:
     register(
         StoreSpec(

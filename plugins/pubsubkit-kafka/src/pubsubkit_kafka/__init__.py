@@ -13,9 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pubsubkit.hookspecs import hookimpl
 from pubsubkit.lazy import lazy_attributes
-from pubsubkit.registry import BrokerSpec
+from pubsubkit.plugin import BrokerSpec, hookimpl
 from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, derived_id
 

@@ -11,14 +11,14 @@ import attrs
 
 from pubsubkit.errors import ConfigError
 from pubsubkit.options import number
-from pubsubkit.transport import Capabilities
+from pubsubkit.transport import BrokerCapabilities
 
 __all__ = ["CAPABILITIES", "KafkaSettings", "parse_url"]
 
 #: librdkafka's own log lines (connection failures are logged there at level ERROR while a broker is away).
 log = logging.getLogger("pubsubkit_kafka.librdkafka")
 
-CAPABILITIES = Capabilities(
+CAPABILITIES = BrokerCapabilities(
     ordered=True,  # one key, one partition, one member of the group at a time, in offset order
     persistent=True,  # a Kafka log survives broker restarts (replicated, on disk)
     consumer_groups=True,

@@ -16,7 +16,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, Transport
 from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import encode_value, message_headers

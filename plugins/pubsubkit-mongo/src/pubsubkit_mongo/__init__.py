@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pubsubkit
-from pubsubkit import StoreSpec
 from pubsubkit.lazy import lazy_attributes
+from pubsubkit.plugin import StoreCapabilities, StoreSpec
 from pubsubkit_mongo._options import DEFAULT_DATABASE, DEFAULT_INBOX_TTL, SCHEMES
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPABILITIES", "DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MongoStore", "pubsubkit_register_stores"]
 
-CAPABILITIES = {"transactions": True, "persistent": True, "multi_process": True}
+CAPABILITIES = StoreCapabilities(transactions=True, persistent=True, multi_process=True)
 
 if not TYPE_CHECKING:
     #: :class:`MongoStore`, whose module imports pymongo, on first use.
@@ -42,7 +42,7 @@ def _open_store(url: str, **options: Any) -> MongoStore:
     return MongoStore(url, **options)
 
 
-@pubsubkit.hookimpl
+@pubsubkit.plugin.hookimpl
 def pubsubkit_register_stores(register: Callable[[StoreSpec], None]) -> None:
     register(
         StoreSpec(

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import attrs
 
 from pubsubkit.errors import ConfigError
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 
 __all__ = [
     "DEFAULT_DATABASE",

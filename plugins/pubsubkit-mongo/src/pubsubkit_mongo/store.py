@@ -57,7 +57,7 @@ from pubsubkit.errors import (
     NotFound,
     PubsubkitError,
 )
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, OutboxEntry, Put, Store, Update
 from pubsubkit.store import apply_update as check_update
 from pubsubkit_mongo._options import parse

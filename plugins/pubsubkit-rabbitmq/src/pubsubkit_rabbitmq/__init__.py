@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pubsubkit
-from pubsubkit import BrokerSpec
 from pubsubkit.lazy import lazy_attributes
+from pubsubkit.plugin import BrokerSpec
 from pubsubkit_rabbitmq._config import CAPABILITIES, OPTIONS, Settings, Unroutable
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def _open_transport(url: str, **options: Any) -> RabbitTransport:
     return RabbitTransport(url, **options)
 
 
-@pubsubkit.hookimpl
+@pubsubkit.plugin.hookimpl
 def pubsubkit_register_brokers(register: Callable[[BrokerSpec], None]) -> None:
     """Serve ``amqp://`` and ``amqps://`` URLs."""
     register(

@@ -15,15 +15,15 @@ import attrs
 
 from pubsubkit.errors import ConfigError, PublishError
 from pubsubkit.options import flag, number
-from pubsubkit.registry import redact
-from pubsubkit.transport import Capabilities
+from pubsubkit.plugin import redact
+from pubsubkit.transport import BrokerCapabilities
 
 if TYPE_CHECKING:
     import pika
 
 __all__ = ["CAPABILITIES", "DEFAULT_HEARTBEAT", "OPTIONS", "Settings", "Unroutable", "parse"]
 
-CAPABILITIES = Capabilities(
+CAPABILITIES = BrokerCapabilities(
     ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
     persistent=True,  # durable exchanges and queues, persistent messages, publisher confirms
     consumer_groups=True,  # a queue per group, bound to the exchange

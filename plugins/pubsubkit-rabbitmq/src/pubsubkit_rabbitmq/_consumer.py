@@ -22,7 +22,7 @@ import pika.exceptions
 
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_rabbitmq import _wire
 from pubsubkit_rabbitmq._config import Settings

@@ -22,7 +22,7 @@ import pika
 import pika.exceptions
 
 from pubsubkit.errors import Closed, ConnectionLost, PublishError, PubsubkitError
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 from pubsubkit_rabbitmq._config import Settings, Unroutable
 
 __all__ = ["Outgoing", "Publisher", "Unroutable"]

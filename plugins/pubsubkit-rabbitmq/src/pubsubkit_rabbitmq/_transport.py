@@ -14,7 +14,7 @@ import pika.exceptions
 
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound
-from pubsubkit.registry import redact
+from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Transport
 from pubsubkit_rabbitmq import _config, _wire
 from pubsubkit_rabbitmq._config import CAPABILITIES

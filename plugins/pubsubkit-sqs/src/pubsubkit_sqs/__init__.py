@@ -14,9 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pubsubkit.hookspecs import hookimpl
 from pubsubkit.lazy import lazy_attributes
-from pubsubkit.registry import BrokerSpec
+from pubsubkit.plugin import BrokerSpec, hookimpl
 from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options
 
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ import attrs
 
 from pubsubkit.errors import ConfigError
 from pubsubkit.options import flag, number
-from pubsubkit.transport import Capabilities
+from pubsubkit.transport import BrokerCapabilities
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "parse"]
 
-CAPABILITIES = Capabilities(
+CAPABILITIES = BrokerCapabilities(
     ordered=False,  # standard queues deliver at least once, in no promised order
     persistent=True,  # SQS keeps a message until it is deleted or its retention runs out
     consumer_groups=True,  # a queue per group, each subscribed to the topic
@@ -25,7 +25,7 @@ CAPABILITIES = Capabilities(
     dead_letter_store=False,  # a dead-letter queue per group, inspected and redriven with AWS tools
     restartable=False,
 )
-FIFO_CAPABILITIES = Capabilities(
+FIFO_CAPABILITIES = BrokerCapabilities(
     ordered=True,  # fifo=true: MessageGroupId is the key, and SQS holds a group while a message is in flight
     persistent=True,
     consumer_groups=True,

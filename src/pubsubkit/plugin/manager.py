@@ -1,31 +1,30 @@
-"""Backend registration and selection by URL."""
+"""The plugin manager, and the backends it knows by URL scheme."""
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import attrs
 import pluggy
 
-from pubsubkit.errors import ConfigError, UnknownSchemeError
-from pubsubkit.store import Store
-from pubsubkit.transport import Capabilities, Transport
+from pubsubkit.errors import UnknownSchemeError
+from pubsubkit.plugin import hookspecs
+from pubsubkit.plugin.specs import BrokerSpec, StoreSpec
+from pubsubkit.urls import scheme_of
 
-__all__ = [
-    "DISABLE_ENV",
-    "KNOWN_DISTRIBUTIONS",
-    "BrokerSpec",
-    "StoreSpec",
-    "get_plugin_manager",
-    "redact",
-    "scheme_of",
-]
+__all__ = ["BUILTIN_PLUGINS", "DISABLE_ENV", "KNOWN_DISTRIBUTIONS", "Backends", "get_plugin_manager"]
 
 #: Comma-separated names of plugins not to load (e.g. ``metrics,pubsubkit-kafka``).
 DISABLE_ENV = "PUBSUBKIT_DISABLE_PLUGINS"
+
+#: The plugins that come with pubsubkit: name, and the module that is the plugin. Imported by name when a
+#: manager is built (as pytest loads its own), so that they may import the plugin API without a circle.
+BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
+    ("memory", "pubsubkit.backends.memory"),
+    ("sqlite", "pubsubkit.backends.sqlite"),
+)
 
 #: Which distribution serves a scheme, for the error when none is installed.
 KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
@@ -39,47 +38,6 @@ KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
 }
 
 
-@attrs.frozen
-class BrokerSpec:
-    """A message backend: the URL schemes it serves and the factory building its transport."""
-
-    schemes: tuple[str, ...]
-    factory: Callable[..., Transport]
-    capabilities: Capabilities
-    distribution: str
-    description: str = ""
-
-
-@attrs.frozen
-class StoreSpec:
-    """A repository backend: the URL schemes it serves and the factory building its store."""
-
-    schemes: tuple[str, ...]
-    factory: Callable[..., Store]
-    distribution: str
-    description: str = ""
-    capabilities: Mapping[str, bool] = attrs.field(factory=dict)
-
-
-def scheme_of(url: str) -> str:
-    if "://" not in url:
-        raise ConfigError(f"{url!r} is not a backend URL: expected scheme://..., e.g. sqlite:///data/app.db")
-    return url.split("://", 1)[0].lower()
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe for logs and metrics."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.split("://", 1)[0] + "://***"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 def _disabled() -> set[str]:
     return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
 
@@ -90,27 +48,24 @@ def get_plugin_manager(*, load_entrypoints: bool = True, metrics_registry: Any =
     Plugins named in ``PUBSUBKIT_DISABLE_PLUGINS`` are blocked. ``metrics_registry`` (a prometheus
     ``CollectorRegistry``) is where the built-in metrics plugin registers; default: the global registry.
     """
-    from pubsubkit import hookspecs
-    from pubsubkit.backends import memory, sqlite
-    from pubsubkit.metrics import metrics_for
-
     pm = pluggy.PluginManager(hookspecs.NAME)
     pm.add_hookspecs(hookspecs)
     for name in _disabled():
         pm.set_blocked(name)
     if load_entrypoints:
         pm.load_setuptools_entrypoints(hookspecs.NAME)
-    for name, plugin in (("memory", memory), ("sqlite", sqlite)):
+    for name, module in BUILTIN_PLUGINS:
         if not pm.is_blocked(name) and not pm.has_plugin(name):
-            pm.register(plugin, name=name)
+            pm.register(importlib.import_module(module), name=name)
     if not pm.is_blocked("metrics"):
-        pm.register(metrics_for(metrics_registry), name="metrics")
+        metrics = importlib.import_module("pubsubkit.metrics")
+        pm.register(metrics.metrics_for(metrics_registry), name="metrics")
     pm.check_pending()
     return pm
 
 
 class Backends:
-    """The backends a plugin manager knows, by scheme."""
+    """The backends a plugin manager knows, by scheme (its registration hooks are called here, once)."""
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm

@@ -1,0 +1,178 @@
+"""What happens to one delivery: the per-message pipeline, from a delivery to its :class:`Settlement`.
+
+In order: a revoked delivery is released; an undecodable one dead-lettered as poison; one without handlers
+acknowledged (skipped); one the group's inbox has acknowledged (duplicate); else it is decoded and its
+handlers run, each through the middleware chain, retried with backoff until they succeed (ack), fail for
+the last time or fatally (dead letter), or the listener stops (release). The pipeline only decides and
+tells the observers; the listener runtime settles with the broker.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from pubsubkit.codec import Codec
+from pubsubkit.envelope import Envelope
+from pubsubkit.errors import AlreadyProcessed, DecodeError
+from pubsubkit.handlers import Handler, HandlerTable
+from pubsubkit.message import Message, inbox_id
+from pubsubkit.plugin.observers import Observers, Outcome
+from pubsubkit.retry import RetryPolicy
+from pubsubkit.store import MarkProcessed, Store
+from pubsubkit.transport import DeadLetter, Delivery
+
+__all__ = ["Pipeline", "Settle", "Settlement"]
+
+log = logging.getLogger("pubsubkit.listener")
+
+
+class Settle(enum.Enum):
+    """How the runtime settles a delivery with the broker."""
+
+    ACK = "ack"
+    DEAD = "dead"
+    RELEASE = "release"
+
+
+@attrs.frozen
+class Settlement:
+    """The pipeline's verdict on one delivery: how to settle it, and the dead letter for :attr:`Settle.DEAD`."""
+
+    action: Settle
+    letter: DeadLetter | None = None
+
+
+ACK = Settlement(Settle.ACK)
+RELEASE = Settlement(Settle.RELEASE)
+
+
+class Pipeline:
+    """Turns deliveries of ``group`` into settlements (see the module docstring). Thread-safe: each worker
+    lane calls :meth:`process` for its own deliveries.
+
+    :param stop: set when the listener stops: a retry waiting its backoff gives the delivery back instead.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        handlers: HandlerTable,
+        codec: Codec,
+        retry: RetryPolicy,
+        observers: Observers,
+        stop: threading.Event,
+        store: Store | None = None,
+    ) -> None:
+        self.group = group
+        self.handlers = handlers
+        self.codec = codec
+        self.retry = retry
+        self.observers = observers
+        self.stop = stop
+        self.store = store
+        self.call = observers.handler_chain(group)
+        self.handled = 0  # messages whose handlers all ran to completion here
+
+    def process(self, d: Delivery) -> Settlement:
+        """The settlement of one delivery, after running its handlers (with their retries) if it has any."""
+        if d.revoked is not None and d.revoked.is_set():
+            return RELEASE  # no longer the consumer's: its new owner handles it
+        env = d.envelope
+        if env is None:
+            return self._dead(d, "poison", d.error or "undecodable message", d.attempt)
+        handlers = self.handlers.lookup(env.name)
+        if not handlers:
+            self.observers.handled(env, self.group, Outcome.SKIPPED, 0.0, d.attempt)
+            return ACK
+        if self.store is not None and self.store.inbox_contains(self.group, env.id):
+            self.observers.handled(env, self.group, Outcome.DUPLICATE, 0.0, d.attempt)
+            return ACK
+        try:
+            event = self.codec.decode(env)
+        except DecodeError as exc:
+            return self._dead(d, "poison", str(exc), d.attempt)
+        return self._attempts(d, env, event, handlers)
+
+    def _attempts(self, d: Delivery, env: Envelope, event: Any, handlers: Sequence[Handler]) -> Settlement:
+        attempt = d.attempt
+        while True:
+            start = time.monotonic()
+            try:
+                duplicate = self._run_handlers(handlers, event, env, attempt)
+            except Exception as exc:
+                took = time.monotonic() - start
+                error = f"{type(exc).__name__}: {exc}"
+                fatal = self.retry.is_fatal(exc)
+                if fatal or attempt >= self.retry.attempts:
+                    self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
+                    how = "fatal" if fatal else f"failed {attempt} times"
+                    log.warning("listener %s: %s %s %s: %s", self.group, env.name, env.id, how, error)
+                    return self._dead(d, "fatal" if fatal else "failed", _with_trace(exc, error), attempt)
+                self.observers.handled(env, self.group, Outcome.RETRY, took, attempt)
+                if self._backoff(d, self.retry.delay(attempt)):
+                    return RELEASE
+                attempt += 1
+                continue
+            outcome = Outcome.DUPLICATE if duplicate else Outcome.OK
+            self.observers.handled(env, self.group, outcome, time.monotonic() - start, attempt)
+            if not duplicate:
+                self.handled += 1
+            return ACK
+
+    def _backoff(self, d: Delivery, delay: float) -> bool:
+        """Wait ``delay`` seconds before a retry; ``True`` when the listener stops or the delivery is revoked."""
+        if d.revoked is None:
+            return self.stop.wait(delay)
+        deadline = time.monotonic() + delay
+        while not d.revoked.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.stop.wait(min(left, 0.05)):
+                return True
+        return True
+
+    def _run_handlers(self, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
+        """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""
+        store = self.store
+        count = len(handlers)
+        for i, fn in enumerate(handlers):
+            record = inbox_id(env.id, i, count)
+            if store is not None and i < count - 1 and store.inbox_contains(self.group, record):
+                continue  # done by an earlier attempt
+            msg = Message(env, self.group, attempt, store, record)
+            try:
+                self.call(fn, event, msg)
+                if store is not None and not msg.recorded:
+                    store.commit([MarkProcessed(self.group, record)])
+            except AlreadyProcessed:
+                if i == count - 1:
+                    return True
+                # another delivery of this message finished this handler first: go on with the next one
+        return False
+
+    def _dead(self, d: Delivery, reason: str, error: str, attempts: int) -> Settlement:
+        env = d.envelope
+        letter = DeadLetter(
+            group=self.group,
+            reason=reason,
+            error=error,
+            attempts=attempts,
+            original_name=env.name if env is not None else None,
+            envelope=env,
+            raw=d.raw,
+        )
+        return Settlement(Settle.DEAD, letter)
+
+
+def _with_trace(exc: BaseException, error: str) -> str:
+    tb = "".join(traceback.format_exception(exc)[-3:])
+    return f"{error}\n{tb}"[:4000]

@@ -1,0 +1,144 @@
+"""The one door from the runtime to the plugins: what emitters, relays and listeners tell them, and the
+middleware chains the plugins put around handler calls and publishes.
+
+The runtime never looks hooks up itself. It gets an :class:`Observers` (built once per emitter, relay or
+listener from a plugin manager, or :data:`NO_OBSERVERS`) and calls typed methods on it; a method whose hook no
+plugin implements does nothing, and a chain without middleware is the bare call.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from pubsubkit.envelope import Envelope
+    from pubsubkit.listener import Message
+    from pubsubkit.transport import DeadLetter
+
+__all__ = [
+    "NO_OBSERVERS",
+    "HandlerCall",
+    "HandlerMiddleware",
+    "Observers",
+    "Outcome",
+    "PublishCall",
+    "PublishMiddleware",
+]
+
+#: ``call(handler, event, msg)``: runs one handler (and whatever wraps it) and returns what it returned.
+HandlerCall = Callable[[Callable[[Any, "Message"], object], Any, "Message"], object]
+#: A handler middleware: takes the next :data:`HandlerCall` of the chain, returns the one replacing it.
+HandlerMiddleware = Callable[[HandlerCall], HandlerCall]
+#: ``publish(envelopes)``: publishes a batch (through whatever wraps it) and returns the envelopes as sent.
+PublishCall = Callable[[Sequence["Envelope"]], Sequence["Envelope"]]
+#: A publish middleware: takes the next :data:`PublishCall` of the chain, returns the one replacing it.
+PublishMiddleware = Callable[[PublishCall], PublishCall]
+
+
+class Outcome(enum.StrEnum):
+    """What became of one attempt at a message, as :func:`~pubsubkit.plugin.hookspecs.pubsubkit_handled`
+    reports it. A ``str``: ``outcome == "ok"`` holds for :attr:`OK`, and metrics use the value as label."""
+
+    OK = "ok"
+    RETRY = "retry"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    RELEASED = "released"
+
+    @property
+    def final(self) -> bool:
+        """Whether the message is done with (every outcome but :attr:`RETRY`)."""
+        return self is not Outcome.RETRY
+
+
+def call_handler(handler: Callable[[Any, Message], object], event: Any, msg: Message) -> object:
+    """The innermost :data:`HandlerCall`: the handler itself."""
+    return handler(event, msg)
+
+
+class Observers:
+    """Typed calls into the observation hooks, and the middleware chains, of one plugin manager.
+
+    Build it once per emitter, relay or listener (hooks are looked up here, not per message). Plugins
+    registered with the manager later are not seen by an :class:`Observers` built before.
+    """
+
+    def __init__(self, pm: pluggy.PluginManager | None = None) -> None:
+        self._pm = pm
+
+        def get(name: str) -> Any:
+            if pm is None:
+                return None
+            hook = getattr(pm.hook, name)
+            return hook if hook.get_hookimpls() else None
+
+        self._emitted = get("pubsubkit_emitted")
+        self._received = get("pubsubkit_received")
+        self._handled = get("pubsubkit_handled")
+        self._dead = get("pubsubkit_dead_lettered")
+        self._relayed = get("pubsubkit_outbox_relayed")
+        self._handler_mw = get("pubsubkit_handler_middleware")
+        self._publish_mw = get("pubsubkit_publish_middleware")
+
+    # --- middleware -------------------------------------------------------------------------------------
+
+    def handler_chain(self, group: str) -> HandlerCall:
+        """The :data:`HandlerCall` a listener of ``group`` runs each handler through, built now, once."""
+        wrappers: list[HandlerMiddleware] = []
+        if self._handler_mw is not None:
+            wrappers = [w for w in self._handler_mw(group=group) if w is not None]
+        chain: HandlerCall = _compose(call_handler, wrappers)
+        return chain
+
+    def publish_chain(self, publish: PublishCall, url: str) -> PublishCall:
+        """``publish`` wrapped in the publish middleware of the plugins (for an emitter of ``url``)."""
+        wrappers: list[PublishMiddleware] = []
+        if self._publish_mw is not None:
+            wrappers = [w for w in self._publish_mw(url=url) if w is not None]
+        chain: PublishCall = _compose(publish, wrappers)
+        return chain
+
+    # --- observation ------------------------------------------------------------------------------------
+
+    def emitted(self, envelopes: Sequence[Envelope], url: str, seconds: float) -> None:
+        if self._emitted is not None:
+            self._emitted(envelopes=envelopes, url=url, seconds=seconds)
+
+    def received(self, envelopes: Sequence[Envelope], group: str) -> None:
+        if self._received is not None and envelopes:
+            self._received(envelopes=envelopes, group=group)
+
+    def handled(self, envelope: Envelope, group: str, outcome: Outcome, seconds: float, attempt: int) -> None:
+        if self._handled is not None:
+            self._handled(envelope=envelope, group=group, outcome=outcome, seconds=seconds, attempt=attempt)
+
+    def dead_lettered(self, letter: DeadLetter) -> None:
+        if self._dead is not None:
+            self._dead(letter=letter)
+
+    def outbox_relayed(self, count: int, pending: int, url: str) -> None:
+        if self._relayed is not None:
+            self._relayed(count=count, pending=pending, url=url)
+
+    @property
+    def wants_relayed(self) -> bool:
+        """Whether a plugin listens to :meth:`outbox_relayed` (the relay then counts what is pending)."""
+        return self._relayed is not None
+
+
+def _compose(inner: Any, wrappers: Sequence[Callable[[Any], Any]]) -> Any:
+    """``inner`` wrapped by each of ``wrappers`` in turn: the last of them is outermost.
+
+    pluggy returns hook results last registered first, so the first plugin registered ends up outermost.
+    """
+    return functools.reduce(lambda call, wrap: wrap(call), wrappers, inner)
+
+
+#: Observers of no plugin: every call does nothing, every chain is the bare call.
+NO_OBSERVERS = Observers(None)
