@@ -1,17 +1,22 @@
-"""What the services refuse, and why, as exact problem documents: status, type, title, detail and fields."""
+"""What the services refuse, and why, as exact problem documents: status, type, title, detail and fields.
+
+The catalog and the ledger raise domain errors (:mod:`myevents.errors`); the web layer answers them.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
+import falcon
 import pytest
 from falcon import testing
 from myevents_support import Bus, as_organizer, as_user, known_to_booking, new_event, new_location
 
 import pubsubkit
-from myevents import contracts
+from myevents import contracts, errors
 from myevents.runtime import Service
+from myevents.web import problems
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -140,3 +145,45 @@ def test_booking_before_the_capacity_is_known(booking_client: testing.TestClient
     r = booking_client.simulate_post("/events/early/bookings", json={"seats": 1})
     detail = "the location of event 'early' is not known to the booking service yet; try again shortly"
     assert problem(r) == conflict("capacity-unknown", detail)
+
+
+class _Raising:
+    """A resource whose GET raises what the test gives it."""
+
+    def __init__(self) -> None:
+        self.error: Exception = RuntimeError("unset")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raise self.error
+
+
+class _Overbooked(errors.Conflict):
+    """A subclass is answered as its nearest listed base."""
+
+
+def test_the_web_layer_maps_each_domain_error_once() -> None:
+    app, resource = falcon.App(), _Raising()
+    problems.install(app)
+    app.add_route("/", resource)
+    client = testing.TestClient(app)
+    fields = [{"field": "EndDate", "reason": "must not be before StartDate"}, {"field": "", "reason": "empty"}]
+    cases: list[tuple[Exception, dict[str, Any]]] = [
+        (errors.NotFound("no event with ID 'x'"), not_found("no event with ID 'x'")),
+        (errors.Conflict("taken"), conflict("conflict", "taken")),
+        (errors.Conflict("gone", kind="cancelled"), conflict("cancelled", "gone")),
+        (_Overbooked("full", kind="sold-out"), conflict("sold-out", "full")),
+        (
+            errors.Invalid(fields),
+            doc(422, "Unprocessable Entity", "invalid-fields", "invalid fields: EndDate, the body", errors=fields),
+        ),
+        (
+            errors.DomainError("a kind the web layer does not know", kind="odd"),
+            doc(
+                500, "Internal Server Error", "internal", "the server failed to handle this request; it has been logged"
+            ),
+        ),
+    ]
+    for error, want in cases:
+        resource.error = error
+        assert problem(client.simulate_get("/")) == want, error
+    assert problems.Problem.invalid(fields).description == errors.Invalid(fields).detail
