@@ -117,7 +117,7 @@ def _vm_hwm_mb(pid: int) -> float | None:
 
 def token(role: str, subject: str) -> str:
     """A bearer token the services accept, for ``subject`` in ``role`` (``organizer`` or ``user``)."""
-    from myevents import auth
+    from myevents.web import auth
 
     return auth.issue(auth.AuthSettings(SECRET.encode(), ISSUER), role, subject, 3600)  # type: ignore[arg-type]
 

@@ -7,7 +7,7 @@ Everything ends as two pubsubkit URLs, a broker and a store. With nothing config
 embedded SQLite under ``./data``: ``bus.db`` (the broker they share), ``events.db`` and ``booking.db``.
 
 The token settings come from ``MYEVENTS_JWT_SECRET``, ``MYEVENTS_JWT_ISSUER`` and ``MYEVENTS_JWT_AUDIENCE``, then
-the ``jwt_*`` keys; without a secret the services use the one kept in the data directory (:mod:`myevents.auth`).
+the ``jwt_*`` keys; without a secret the services use the one kept in the data directory (:mod:`myevents.tokens`).
 
 A mistake raises :class:`pubsubkit.ConfigError` with one line naming the key and the fix.
 """
@@ -93,7 +93,7 @@ class Config:
     threads: int = 8
     max_body_bytes: int = DEFAULT_MAX_BODY
     log_level: str = "info"
-    #: The token secret; ``None``: the one kept in the data directory (see :mod:`myevents.auth`).
+    #: The token secret; ``None``: the one kept in the data directory (see :mod:`myevents.tokens`).
     jwt_secret: str | None = attrs.field(default=None, repr=False)
     jwt_issuer: str = DEFAULT_ISSUER
     jwt_audience: str | None = None

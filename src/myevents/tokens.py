@@ -1,7 +1,8 @@
 """Signing tokens without the web stack: the roles, the token settings and their secret, and issuing a token.
 
-What ``myevents token`` and a gunicorn master need (neither serves requests), apart from :mod:`myevents.auth`,
-which checks tokens on requests and imports falcon. :mod:`myevents.auth` re-exports every name here.
+What ``myevents token`` and a gunicorn master need (neither serves requests), apart from
+:mod:`myevents.web.auth`, which checks tokens on requests and imports falcon. :mod:`myevents.web.auth` re-exports
+every name here.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from typing import Any
 from falcon import testing
 
 import pubsubkit
-from myevents import auth, config, contracts
+from myevents import config, contracts
+from myevents.web import auth
 
 #: The token secret of the services the tests start (never one of a real deployment).
 TEST_SECRET = "test-secret-of-the-myevents-suite-0123456789"

@@ -18,8 +18,9 @@ from myevents_support import TEST_AUTH, TEST_SECRET, as_organizer, as_user, bear
 from myevents_support import new_event as create_event
 from myevents_support import new_location as create_location
 
-from myevents import auth, cli, config
+from myevents import cli, config
 from myevents.runtime import Service
+from myevents.web import auth
 from myevents.web.problems import Problem
 from pubsubkit import ConfigError
 

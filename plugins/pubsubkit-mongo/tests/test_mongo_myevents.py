@@ -12,7 +12,8 @@ from falcon import testing
 from mongo_support import Databases
 from pubsubkit_mongo import MongoStore
 
-from myevents import auth, booking, config, contracts
+from myevents import booking, config, contracts
+from myevents.web import auth
 from pubsubkit.testing import unique_name
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)

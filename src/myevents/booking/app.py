@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import attrs
 
-from myevents import auth
 from myevents.booking.ledger import Ledger
 from myevents.booking.metrics import BookingMetrics
 from myevents.booking.openapi import document
@@ -23,7 +22,7 @@ from myevents.runtime import (
     open_backends,
     probes,
 )
-from myevents.web import WebApp
+from myevents.web import WebApp, auth
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
 

@@ -11,7 +11,7 @@ import pubsubkit
 from myevents.booking.metrics import BookingMetrics
 from myevents.booking.models import BOOKINGS, EVENT_COPIES, LOCATION_COPIES, Booking, EventCopy, LocationCopy
 from myevents.contracts import BookingCancelled, EventBooked
-from myevents.web.problems import Problem
+from myevents.errors import Conflict, NotFound
 
 __all__ = ["Ledger"]
 
@@ -32,13 +32,13 @@ class Ledger:
     def event(self, id: str) -> EventCopy:
         ev = self.events.find_one(id)
         if ev is None:
-            raise Problem(404, f"event {id!r} is not known to the booking service", kind="not-found")
+            raise NotFound(f"event {id!r} is not known to the booking service")
         return ev
 
     def booking(self, id: str) -> Booking:
         b = self.bookings.find_one(id)
         if b is None:
-            raise Problem(404, f"no booking with ID {id!r}", kind="not-found")
+            raise NotFound(f"no booking with ID {id!r}")
         return b
 
     def of_event(self, event_id: str) -> Iterator[Booking]:
@@ -67,7 +67,7 @@ class Ledger:
         self.metrics.booked(seats)
         return booking
 
-    def _refusal(self, event_id: str, seats: int) -> Problem:
+    def _refusal(self, event_id: str, seats: int) -> Conflict:
         ev = self.event(event_id)
         if ev.cancelled:
             reason, detail = "cancelled", f"event {event_id!r} is cancelled"
@@ -78,10 +78,11 @@ class Ledger:
             reason = "sold-out"
             detail = f"{seats} seats asked, {max(ev.seats_left, 0)} left for event {event_id!r}"
         self.metrics.refused.labels(reason).inc()
-        return Problem(409, detail, kind=reason)
+        return Conflict(detail, kind=reason)
 
     def cancel(self, booking_id: str, headers: Headers, reason: str = "cancelled") -> Booking:
-        """Give the seats back and announce it with ``bookingCancelled``; 409 if it was cancelled before."""
+        """Give the seats back and announce it with ``bookingCancelled``; a :class:`Conflict` if it was cancelled
+        before."""
         b = self.booking(booking_id)
         try:
             if b.cancelled:
@@ -95,6 +96,6 @@ class Ledger:
                     BookingCancelled(b.id, b.event_id, b.user_id, b.seats, reason), key=b.event_id, headers=headers
                 )
         except pubsubkit.ConditionFailed:
-            raise Problem(409, f"booking {booking_id!r} is cancelled already", kind="cancelled") from None
+            raise Conflict(f"booking {booking_id!r} is cancelled already", kind="cancelled") from None
         self.metrics.cancelled.labels(reason).inc()
         return attrs.evolve(b, cancelled=True, cancel_reason=reason)

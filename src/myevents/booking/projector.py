@@ -19,7 +19,7 @@ import pubsubkit
 from myevents import contracts, logs
 from myevents.booking.ledger import Ledger
 from myevents.booking.models import EventCopy, LocationCopy
-from myevents.web.problems import Problem
+from myevents.errors import DomainError
 
 __all__ = ["GROUP", "Projector"]
 
@@ -147,7 +147,7 @@ class Projector:
     def release_bookings(self, event_id: str, headers: dict[str, str]) -> None:
         """Cancel the active bookings of a cancelled event, each announced with ``bookingCancelled``."""
         for booking in self.ledger.bookings.iter(event_id=event_id, cancelled=False):
-            with contextlib.suppress(Problem):  # its user cancelled it meanwhile
+            with contextlib.suppress(DomainError):  # its user cancelled it meanwhile
                 self.ledger.cancel(booking.id, headers, reason="eventCancelled")
 
     def catch_up(self) -> None:

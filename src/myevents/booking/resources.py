@@ -12,9 +12,9 @@ from typing import Any, Final
 import attrs
 import falcon
 
-from myevents.auth import authenticate, check_user, require_organizer
 from myevents.booking.ledger import Ledger
 from myevents.booking.models import Booking, EventCopy
+from myevents.web.auth import authenticate, check_user, require_organizer
 from myevents.web.body import json_body
 from myevents.web.decoding import Int, Text, decode, spec
 from myevents.web.middleware import event_headers

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from myevents import auth
 from myevents.config import Config
 from myevents.events.catalog import Catalog
 from myevents.events.openapi import document
@@ -14,7 +13,7 @@ from myevents.events.resources import (
     LocationsResource,
 )
 from myevents.runtime import Backends, Deps, RelayWorker, Service, Worker, open_backends, probes
-from myevents.web import WebApp
+from myevents.web import WebApp, auth
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
 from myevents.web.ui import ui_routes

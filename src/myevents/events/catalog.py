@@ -9,9 +9,9 @@ import attrs
 
 import pubsubkit
 from myevents import contracts
+from myevents.errors import Conflict, Invalid, NotFound
 from myevents.events.inputs import EventIn, EventPatch, HallIn, LocationIn, LocationPatch
 from myevents.events.models import EVENTS, LOCATIONS, Event, Hall, Location
-from myevents.web.problems import Problem
 
 __all__ = ["Catalog"]
 
@@ -53,7 +53,7 @@ def _event_updated(ev: Event) -> contracts.EventUpdated:
 
 def _check_dates(start: int, end: int) -> None:
     if end < start:
-        raise Problem.invalid([{"field": "EndDate", "reason": "must not be before StartDate"}])
+        raise Invalid([{"field": "EndDate", "reason": "must not be before StartDate"}])
 
 
 class Catalog:
@@ -69,7 +69,7 @@ class Catalog:
     def location(self, id: str) -> Location:
         loc = self.locations.find_one(id)
         if loc is None:
-            raise Problem(404, f"no location with ID {id!r}", kind="not-found")
+            raise NotFound(f"no location with ID {id!r}")
         return loc
 
     def all_locations(self) -> Iterator[Location]:
@@ -78,14 +78,14 @@ class Catalog:
     def event(self, id: str) -> Event:
         ev = self.events.find_one(id)
         if ev is None:
-            raise Problem(404, f"no event with ID {id!r}", kind="not-found")
+            raise NotFound(f"no event with ID {id!r}")
         return ev
 
     def event_named(self, name: str) -> Event:
         """The oldest event called exactly ``name``."""
         page = self.events.page(limit=1, name=name)
         if not page.items:
-            raise Problem(404, f"no event named {name!r}", kind="not-found")
+            raise NotFound(f"no event named {name!r}")
         return page.items[0]
 
     def all_events(self) -> Iterator[Event]:
@@ -108,7 +108,7 @@ class Catalog:
                 uow.insert(self.locations, loc)
                 uow.emit(_location_created(loc), key=loc.id, headers=headers)
         except pubsubkit.DuplicateError:
-            raise Problem(409, f"a location with ID {loc.id!r} exists already", kind="conflict") from None
+            raise Conflict(f"a location with ID {loc.id!r} exists already") from None
         return loc
 
     def update_location(self, id: str, patch: LocationPatch, headers: Headers) -> Location:
@@ -122,7 +122,7 @@ class Catalog:
         for _ in range(_PATCH_ATTEMPTS):
             cur = self.location(id)
             if cur.cancelled:
-                raise Problem(409, f"location {id!r} is cancelled", kind="cancelled")
+                raise Conflict(f"location {id!r} is cancelled", kind="cancelled")
             new = attrs.evolve(cur, **changes, version=cur.version + 1)  # type: ignore[arg-type]
             try:
                 with self.store.unit_of_work() as uow:
@@ -133,7 +133,7 @@ class Catalog:
             except pubsubkit.ConditionFailed:
                 continue
             return new
-        raise Problem(409, f"location {id!r} is being changed by others; try again", kind="conflict")
+        raise Conflict(f"location {id!r} is being changed by others; try again")
 
     def cancel_location(self, id: str, headers: Headers) -> Location:
         cur = self.location(id)
@@ -150,9 +150,9 @@ class Catalog:
         except pubsubkit.ConditionFailed:
             now = self.location(id)
             if now.cancelled:
-                raise Problem(409, f"location {id!r} is cancelled already", kind="cancelled") from None
-            raise Problem(
-                409, f"location {id!r} has {now.active_events} events not cancelled; cancel them first", kind="in-use"
+                raise Conflict(f"location {id!r} is cancelled already", kind="cancelled") from None
+            raise Conflict(
+                f"location {id!r} has {now.active_events} events not cancelled; cancel them first", kind="in-use"
             ) from None
         return attrs.evolve(cur, cancelled=True, version=cur.version + 1)
 
@@ -168,7 +168,7 @@ class Catalog:
             end_date=data.end_date,
             duration=data.duration,
         )
-        unusable = Problem.invalid([{"field": "Location.ID", "reason": "no location with this ID is open"}])
+        unusable = Invalid([{"field": "Location.ID", "reason": "no location with this ID is open"}])
         loc = self.locations.find_one(ev.location_id)
         if loc is None or loc.cancelled:
             raise unusable
@@ -179,7 +179,7 @@ class Catalog:
                 uow.update(self.locations, loc.id, inc={"active_events": 1}, expect={"cancelled": False})
                 uow.emit(_event_created(ev), key=ev.id, headers=headers)
         except pubsubkit.DuplicateError:
-            raise Problem(409, f"an event with ID {ev.id!r} exists already", kind="conflict") from None
+            raise Conflict(f"an event with ID {ev.id!r} exists already") from None
         except (pubsubkit.ConditionFailed, pubsubkit.NotFound):
             raise unusable from None
         return ev, loc
@@ -193,7 +193,7 @@ class Catalog:
         for _ in range(_PATCH_ATTEMPTS):
             cur = self.event(id)
             if cur.cancelled:
-                raise Problem(409, f"event {id!r} is cancelled", kind="cancelled")
+                raise Conflict(f"event {id!r} is cancelled", kind="cancelled")
             new = attrs.evolve(cur, **changes, version=cur.version + 1)
             _check_dates(new.start_date, new.end_date)
             try:
@@ -205,7 +205,7 @@ class Catalog:
             except pubsubkit.ConditionFailed:
                 continue
             return new
-        raise Problem(409, f"event {id!r} is being changed by others; try again", kind="conflict")
+        raise Conflict(f"event {id!r} is being changed by others; try again")
 
     def cancel_event(self, id: str, headers: Headers) -> Event:
         cur = self.event(id)
@@ -215,5 +215,5 @@ class Catalog:
                 uow.update(self.locations, cur.location_id, inc={"active_events": -1})
                 uow.emit(contracts.EventCancelled(id), key=id, headers=headers)
         except pubsubkit.ConditionFailed:
-            raise Problem(409, f"event {id!r} is cancelled already", kind="cancelled") from None
+            raise Conflict(f"event {id!r} is cancelled already", kind="cancelled") from None
         return attrs.evolve(cur, cancelled=True, version=cur.version + 1)

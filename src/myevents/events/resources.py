@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import falcon
 
-from myevents.auth import require_organizer
 from myevents.events.catalog import Catalog
 from myevents.events.inputs import EventIn, EventPatch, LocationIn, LocationPatch
 from myevents.events.views import event_json, location_json
+from myevents.web.auth import require_organizer
 from myevents.web.body import json_body
 from myevents.web.decoding import decode
 from myevents.web.middleware import event_headers

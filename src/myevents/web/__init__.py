@@ -1,4 +1,5 @@
-"""What both services' HTTP layers share: problem details, JSON bodies, request context, operations routes."""
+"""What both services' HTTP layers share: problem details, callers' tokens, JSON bodies, request context, operations
+routes."""
 
 from typing import TypeAlias
 

@@ -10,8 +10,8 @@ import falcon.media
 import orjson
 from prometheus_client import CollectorRegistry
 
-from myevents.auth import Authentication, AuthSettings
 from myevents.web import WebApp, problems
+from myevents.web.auth import Authentication, AuthSettings
 from myevents.web.middleware import CORRELATION_HEADER, RequestContext
 
 __all__ = ["new_app"]

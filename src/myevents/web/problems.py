@@ -1,8 +1,9 @@
 """Errors as RFC 9457 problem details (``application/problem+json``), mapped in one place.
 
-Responders raise :class:`Problem` (or let a pubsubkit error through); :func:`install` registers the handlers
-that turn every exception into a problem document, so no responder needs a ``try``/``except`` ladder. Anything
-unexpected is logged with its traceback and answered with a 500 that reveals nothing internal.
+Responders raise :class:`Problem` for what is HTTP's own concern (a token, a body), and let the services' domain
+errors (:mod:`myevents.errors`) and pubsubkit's errors through; :func:`install` registers the handlers that turn
+every exception into a problem document, so no responder needs a ``try``/``except`` ladder. Anything unexpected
+is logged with its traceback and answered with a 500 that reveals nothing internal.
 """
 
 from __future__ import annotations
@@ -10,22 +11,23 @@ from __future__ import annotations
 import http
 import logging
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import falcon
 import orjson
 
 import pubsubkit
+from myevents.errors import Conflict, DomainError, FieldError, Invalid, NotFound, fields_detail
 from myevents.web import WebApp
 
-__all__ = ["PROBLEM_JSON", "FieldError", "Problem", "install"]
+__all__ = ["DOMAIN_STATUS", "PROBLEM_JSON", "FieldError", "Problem", "domain_problem", "install"]
 
 log = logging.getLogger("myevents.http")
 
 PROBLEM_JSON = "application/problem+json"
 
-#: ``{"field": "Halls[0].capacity", "reason": "must be at least 1"}``
-FieldError = dict[str, str]
+#: The status each kind of domain error is answered with (a subclass takes its nearest base's).
+DOMAIN_STATUS: Final[Mapping[type[DomainError], int]] = {NotFound: 404, Conflict: 409, Invalid: 422}
 
 
 class Problem(falcon.HTTPError):
@@ -49,8 +51,17 @@ class Problem(falcon.HTTPError):
 
     @classmethod
     def invalid(cls, errors: Sequence[FieldError]) -> Problem:
-        fields = ", ".join(e["field"] or "the body" for e in errors[:5])
-        return cls(422, f"invalid fields: {fields}", kind="invalid-fields", errors=errors)
+        """A 422 listing ``errors``, each a field and the reason it is refused."""
+        return cls(422, fields_detail(errors), kind="invalid-fields", errors=errors)
+
+
+def domain_problem(err: DomainError) -> Problem | None:
+    """The problem document answering ``err``, by :data:`DOMAIN_STATUS`; ``None`` for a kind it does not list."""
+    status = next((DOMAIN_STATUS[c] for c in type(err).__mro__ if c in DOMAIN_STATUS), None)
+    if status is None:
+        return None
+    errors = err.errors if isinstance(err, Invalid) else ()
+    return Problem(status, err.detail, kind=err.kind, errors=errors)
 
 
 def _document(exc: falcon.HTTPError) -> dict[str, Any]:
@@ -96,15 +107,23 @@ def _unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception, para
     raise Problem(503, "a backend is unavailable; try again shortly", kind="unavailable", headers={"Retry-After": "1"})
 
 
-def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+def _unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> NoReturn:
     log.error("unhandled error on %s %s", req.method, req.path, exc_info=ex)
     raise Problem(500, "the server failed to handle this request; it has been logged", kind="internal")
+
+
+def _domain(req: falcon.Request, resp: falcon.Response, ex: Exception, params: dict[str, Any]) -> None:
+    problem = domain_problem(ex) if isinstance(ex, DomainError) else None
+    if problem is None:
+        _unexpected(req, resp, ex, params)
+    raise problem from ex
 
 
 def install(app: WebApp) -> None:
     """Render every error of ``app`` as a problem document."""
     app.set_error_serializer(_serialize)
     app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(DomainError, _domain)
     app.add_error_handler(pubsubkit.NotFound, _raise(404, "not-found"))
     app.add_error_handler(pubsubkit.DuplicateError, _raise(409, "conflict"))
     app.add_error_handler(pubsubkit.ConditionFailed, _raise(409, "conflict"))
