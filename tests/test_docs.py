@@ -609,3 +609,13 @@ def test_every_test_the_guarantees_page_names_exists() -> None:
     faults = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "tests" / "faults").glob("test_*.py"))
     missing = [s for s in scenarios if s not in faults and s.split(" (")[0] not in faults]
     assert not missing, f"fault scenarios named on the page but not in the fault suite: {missing}"
+
+
+def test_the_conformance_page_lists_every_case() -> None:
+    """docs/conformance.md has a row for each case of the suite, and no row for a case that does not exist."""
+    from pubsubkit.testing import MessagingSuite, RepositorySuite
+
+    page = (DOCS / "conformance.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\| `(test_\w+)` \|", page, flags=re.M))
+    cases = {n for cls in (MessagingSuite, RepositorySuite) for n in dir(cls) if n.startswith("test_")}
+    assert listed == cases

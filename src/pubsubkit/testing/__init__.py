@@ -9,7 +9,7 @@ A backend's tests subclass the suite classes and provide a URL fixture; see docs
         def broker_url(self, tmp_path):
             return f"sqlite:///{tmp_path}/bus.db"
 
-Run the cases at the sizes of conformance.md with ``pytest --conformance-size full`` (or
+Run the cases at the full sizes of docs/conformance.md with ``pytest --conformance-size full`` (or
 ``PUBSUBKIT_CONFORMANCE_SIZE=full``); the default, ``quick``, shrinks the largest ones for CI.
 """
 
@@ -20,6 +20,7 @@ pytest.register_assert_rewrite(
     "pubsubkit.testing._delivery",
     "pubsubkit.testing._failures",
     "pubsubkit.testing._lifecycle",
+    "pubsubkit.testing._middleware",
     "pubsubkit.testing.repository",
 )
 

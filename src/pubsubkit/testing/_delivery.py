@@ -1,4 +1,4 @@
-"""Messaging cases about what arrives where: 1, 2, 3, 9, 10, 11, 13, 15 and 22 of conformance.md."""
+"""Messaging cases about what arrives where: 1, 2, 3, 9, 10, 11, 13, 15 and 22 (docs/conformance.md)."""
 
 from __future__ import annotations
 

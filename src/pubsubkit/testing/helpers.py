@@ -104,7 +104,7 @@ class ServerControl(Protocol):
 
 @attrs.frozen
 class Sizes:
-    """How many messages, names, threads... each case uses. :data:`FULL` are the sizes of conformance.md."""
+    """How many messages, names, threads... each case uses. :data:`FULL` are the full sizes of docs/conformance.md."""
 
     publish_subscribe: int
     concurrent_publish: int

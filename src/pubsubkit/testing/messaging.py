@@ -1,4 +1,4 @@
-"""The messaging cases of conformance.md, for every message backend.
+"""The messaging cases (docs/conformance.md), for every message backend.
 
 >>> class TestSqliteMessaging(MessagingSuite):
 ...     @pytest.fixture
@@ -15,9 +15,10 @@ from __future__ import annotations
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
 from pubsubkit.testing._lifecycle import LifecycleCases
+from pubsubkit.testing._middleware import MiddlewareCases
 
 __all__ = ["MessagingSuite"]
 
 
-class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases):
+class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""

@@ -1,4 +1,4 @@
-"""The repository cases of conformance.md, for every store backend.
+"""The repository cases (docs/conformance.md), for every store backend.
 
 >>> class TestSqliteRepository(RepositorySuite):
 ...     @pytest.fixture
