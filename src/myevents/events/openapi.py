@@ -70,9 +70,9 @@ def organizer_op(summary: str, responses: dict[str, Any], *codes: int, body: dic
 _LOCATION_ID = [path_param("id", "the location's ID")]
 
 
-def document() -> dict[str, Any]:
-    event, location = ref("Event"), ref("Location")
-    paths: dict[str, Any] = {
+def _event_paths() -> dict[str, Any]:
+    event = ref("Event")
+    return {
         "/events": {
             "get": op("All events", {"200": json_response("Events", {"type": "array", "items": event})}),
             "post": organizer_op(
@@ -105,6 +105,12 @@ def document() -> dict[str, Any]:
                 "Find an event by name (the oldest of that name) or ID", {"200": json_response("Event", event)}, 404
             ),
         },
+    }
+
+
+def _location_paths() -> dict[str, Any]:
+    location = ref("Location")
+    return {
         "/locations": {
             "get": op("All locations", {"200": json_response("Locations", {"type": "array", "items": location})}),
             "post": organizer_op(
@@ -132,10 +138,14 @@ def document() -> dict[str, Any]:
             ),
         },
     }
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document of the event service."""
     return build(
         "MyEvents event service",
         "Events and locations. Every change is published as an event (outbox: never lost, never ahead of the data).",
-        paths,
+        {**_event_paths(), **_location_paths()},
         {
             "Event": _EVENT,
             "Location": _LOCATION,
