@@ -160,7 +160,21 @@ class Store(abc.ABC):
         self.codec = codec or default_codec()
         self._outbox_cond = threading.Condition()
         self._outbox_version = 0
-        self._closed = False
+        #: Set when the store is closed: a backend's retry waits on it (:func:`pubsubkit.retry.retry_call`),
+        #: so that closing ends them at once.
+        self.closing = threading.Event()
+
+    @property
+    def _closed(self) -> bool:
+        """Whether :meth:`close` was called (backends set it there)."""
+        return self.closing.is_set()
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        if value:
+            self.closing.set()
+        else:
+            self.closing.clear()
 
     # Backends implement these.
 
