@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pubsubkit.codec import Codec
-from pubsubkit.errors import Closed, PubsubkitError
+from pubsubkit.errors import Closed, ConfigError, PubsubkitError
 from pubsubkit.store import Store
-from pubsubkit_dynamodb._config import Settings, make_client
 from pubsubkit_dynamodb._errors import is_client_error, translate
+from pubsubkit_dynamodb._options import Settings
 from pubsubkit_dynamodb._tables import TableInfo, Tables
 
 R = TypeVar("R")
@@ -95,3 +95,26 @@ class BaseStore(Store):
         self._closed = True
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def make_client(settings: Settings) -> Any:
+    """A boto3 DynamoDB client (thread-safe; it does not connect until the first request)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.timeout,
+        read_timeout=max(settings.timeout, 5.0),
+        max_pool_connections=64,
+    )
+    session = boto3.session.Session()
+    try:
+        return session.client(
+            "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+        )
+    except NoRegionError:
+        raise ConfigError(
+            "no AWS region for dynamodb://: add ?region=us-east-1 to the URL or set AWS_REGION / AWS_DEFAULT_REGION"
+        ) from None

@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 
 from pubsubkit.errors import ConfigError, ConnectionLost
-from pubsubkit_dynamodb._config import Settings, index_name
 from pubsubkit_dynamodb._errors import is_client_error, translate
+from pubsubkit_dynamodb._options import Settings, index_name
 from pubsubkit_dynamodb._values import SHADOW_PREFIX, Expr, from_av, index_key, shadow
 
 _WAIT = 300.0  # seconds to wait for a table or an index to become ACTIVE

@@ -12,9 +12,10 @@ from typing import Any
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, PublishError
 from pubsubkit.transport import Consumer, Transport
-from pubsubkit_sqs import wire
-from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
-from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
+from pubsubkit_sqs import _wire
+from pubsubkit_sqs._aws import Aws
+from pubsubkit_sqs._errors import DRIVER_ERRORS, is_missing, refused, translate
+from pubsubkit_sqs._options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
 
@@ -35,11 +36,11 @@ Failure = tuple[str, str, bool]  # entry id, reason, whether the sender is at fa
 
 
 def _entry(env: Envelope, index: int, fifo: bool) -> dict[str, Any]:
-    body, encoded = wire.encode_body(env.payload)
+    body, encoded = _wire.encode_body(env.payload)
     entry: dict[str, Any] = {
         "Id": str(index),
         "Message": body,
-        "MessageAttributes": wire.encode_attributes(env, encoded),
+        "MessageAttributes": _wire.encode_attributes(env, encoded),
     }
     if fifo:
         entry["MessageGroupId"] = env.key or KEYLESS_GROUP
@@ -148,7 +149,7 @@ class SqsTransport(Transport):
     # --- consuming -----------------------------------------------------------------------------------
 
     def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        from pubsubkit_sqs.consumer import SqsConsumer
+        from pubsubkit_sqs._consumer import SqsConsumer
 
         if self._closed:
             raise Closed(f"{self.url} is closed")
@@ -157,7 +158,7 @@ class SqsTransport(Transport):
             queues = self.aws.group(group)
         except DRIVER_ERRORS as exc:
             raise translate(exc, f"creating the queues of group {group}") from exc
-        return SqsConsumer(self, group, queues)
+        return SqsConsumer(self.aws, self.options, group, queues, lambda: self._closed)
 
     def ping(self) -> None:
         try:

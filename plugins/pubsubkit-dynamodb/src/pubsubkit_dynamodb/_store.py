@@ -23,7 +23,6 @@ from pubsubkit.store import apply_update as _apply_update
 from pubsubkit_dynamodb import _writes as w
 from pubsubkit_dynamodb._base import backoff
 from pubsubkit_dynamodb._boxes import BoxesStore
-from pubsubkit_dynamodb._config import index_name
 from pubsubkit_dynamodb._errors import (
     RETRYABLE,
     TransactionTooLarge,
@@ -31,6 +30,7 @@ from pubsubkit_dynamodb._errors import (
     code_of,
     reasons,
 )
+from pubsubkit_dynamodb._options import index_name
 from pubsubkit_dynamodb._tables import TableInfo
 from pubsubkit_dynamodb._values import SHADOW_PREFIX, Expr, index_key, item_to_doc, shadow
 
