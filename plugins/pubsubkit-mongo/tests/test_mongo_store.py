@@ -11,7 +11,7 @@ import attrs
 import pytest
 from mongo_support import Databases
 from pubsubkit_mongo import DEFAULT_INBOX_TTL, MongoStore
-from pubsubkit_mongo.store import INBOX, META, OUTBOX
+from pubsubkit_mongo._store import INBOX, META, OUTBOX
 
 import pubsubkit
 from pubsubkit.events import WIRE_NAME

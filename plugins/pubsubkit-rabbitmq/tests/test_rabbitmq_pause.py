@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pubsubkit_rabbitmq import RabbitTransport
-from pubsubkit_rabbitmq._config import DEFAULT_HEARTBEAT
+from pubsubkit_rabbitmq._options import DEFAULT_HEARTBEAT
 from rabbitmq_support import with_query
 
 import pubsubkit

@@ -3,6 +3,9 @@
 For unit tests and examples. Everything opened with the same ``memory://name`` in one process shares one log
 and one store; nothing survives the process. Same semantics as the durable backends: consumer groups, per-key
 order, redelivery of unsettled messages, dead letters, outbox and inbox.
+
+Options (keyword arguments or URL query): ``lease`` (seconds a consumer holds a message before it is handed to
+another member of its group, default 30); an unknown option is a :class:`~pubsubkit.errors.ConfigError`.
 """
 
 from __future__ import annotations
@@ -12,11 +15,15 @@ import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
+
+import attrs
 
 from pubsubkit.backends._log import Claim, GroupState
 from pubsubkit.codec import Codec
 from pubsubkit.envelope import Envelope, new_id, utcnow
 from pubsubkit.errors import AlreadyProcessed, Closed, DuplicateError, NotFound
+from pubsubkit.options import option, read_options, real
 from pubsubkit.plugin import BrokerSpec, StoreCapabilities, StoreSpec, hookimpl
 from pubsubkit.store import (
     Delete,
@@ -45,8 +52,25 @@ CAPABILITIES = BrokerCapabilities(
 LEASE_SECONDS = 30.0
 
 
+@attrs.frozen
+class MemoryOptions:
+    """What a ``memory://name`` URL and the keyword options say.
+
+    :ivar name: the hub the URL names (``default`` when it names none): one log and one store per name.
+    :ivar lease: seconds a consumer holds a message before it is handed to another member of its group.
+    """
+
+    name: str
+    lease: float = option(LEASE_SECONDS, parse=real(0.0))
+
+
 def _name(url: str) -> str:
-    return url.split("://", 1)[1].strip("/") or "default"
+    return url.split("://", 1)[1].split("?", 1)[0].strip("/") or "default"
+
+
+def parse(url: str, options: Mapping[str, Any]) -> MemoryOptions:
+    """The options of ``url`` merged with keyword ``options`` (a keyword wins); an unknown one is a ConfigError."""
+    return read_options("memory", MemoryOptions, urlsplit(url).query, options, fields={"name": _name(url)})
 
 
 class _Hub:
@@ -71,7 +95,8 @@ class MemoryTransport(Transport):
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
-        self.hub = _hub(_name(url))
+        self.options = parse(url, options)
+        self.hub = _hub(self.options.name)
         self._closed = False
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
@@ -82,7 +107,7 @@ class MemoryTransport(Transport):
             self.hub.cond.notify_all()
 
     def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        return MemoryConsumer(self.hub, group)
+        return MemoryConsumer(self.hub, group, lease=self.options.lease)
 
     def close(self) -> None:
         self._closed = True
@@ -105,11 +130,11 @@ class MemoryTransport(Transport):
 
 
 class MemoryConsumer(Consumer):
-    def __init__(self, hub: _Hub, group: str) -> None:
+    def __init__(self, hub: _Hub, group: str, *, lease: float = LEASE_SECONDS) -> None:
         self.hub = hub
         self.group = group
         self.owner = new_id()
-        self.lease_seconds: float = LEASE_SECONDS
+        self.lease_seconds: float = lease
         with hub.cond:
             self.state = hub.groups.setdefault(group, GroupState())
         self._closed = False
@@ -212,8 +237,9 @@ class MemoryStore(Store):
     def __init__(self, url: str, codec: Codec | None = None, **options: Any) -> None:
         super().__init__(codec)
         self.url = url
+        self.options = parse(url, options)
         with _hubs_lock:
-            self.data = _stores.setdefault(_name(url), _Data())
+            self.data = _stores.setdefault(self.options.name, _Data())
 
     def ensure_collection(self, name: str, indexes: Sequence[str]) -> None:
         with self.data.lock:

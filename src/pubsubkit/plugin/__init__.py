@@ -25,7 +25,8 @@ functions marked :data:`hookimpl`, found through the entry-point group ``pubsubk
 A :class:`Transport` publishes (returning only once the broker confirmed) and opens :class:`Consumer`\\ s;
 a consumer hands out :class:`Delivery` objects, each its own until acked, released or dead-lettered. The
 listener runtime (decoding, dispatch, retries, dead letters, per-key order, the inbox) is shared by every
-backend. Run :mod:`pubsubkit.testing`'s conformance suite against a real server.
+backend. Read options with :mod:`pubsubkit.options` into a frozen record (a wrong one is refused naming
+the valid ones); run :mod:`pubsubkit.testing`'s conformance suite against a real server.
 
 **An observer** implements observation hooks (:func:`~pubsubkit.plugin.hookspecs.pubsubkit_handled`...),
 called as things happen with an :class:`Outcome`; **a middleware** returns a wrapper from

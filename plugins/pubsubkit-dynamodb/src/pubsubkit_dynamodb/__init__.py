@@ -15,7 +15,7 @@ from typing import Any
 import pubsubkit
 from pubsubkit.plugin import StoreCapabilities, StoreSpec
 from pubsubkit_dynamodb._errors import TransactionTooLarge, UnsupportedUnitOfWork
-from pubsubkit_dynamodb.store import MAX_TRANSACTION_ITEMS, DynamoStore
+from pubsubkit_dynamodb._store import MAX_TRANSACTION_ITEMS, DynamoStore
 
 __all__ = [
     "CAPABILITIES",

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from pubsubkit.codec import Codec
-from pubsubkit.errors import Closed, PubsubkitError
+from pubsubkit.errors import Closed, ConfigError, PubsubkitError
+from pubsubkit.retry import Backoff
 from pubsubkit.store import Store
-from pubsubkit_dynamodb._config import Settings, make_client
 from pubsubkit_dynamodb._errors import is_client_error, translate
+from pubsubkit_dynamodb._options import Settings
 from pubsubkit_dynamodb._tables import TableInfo, Tables
 
 R = TypeVar("R")
 
 
-def backoff(attempt: int) -> None:
-    """Sleep a random while, growing with ``attempt`` (at most a quarter second)."""
-    time.sleep(random.uniform(0, min(0.25, 0.002 * 2 ** min(attempt, 10))))
+#: Waits before a request is sent again (unprocessed items, a write lost to a race): a random while, growing
+#: with each round, at most a quarter second.
+CONTENTION_BACKOFF = Backoff(initial=0.002, multiplier=2.0, max_delay=0.25, jitter=1.0)
 
 
 class BaseStore(Store):
@@ -32,12 +31,17 @@ class BaseStore(Store):
         self.url = url
         self.settings = Settings.parse(url, options)
         self.client = make_client(self.settings)
-        self.tables = Tables(self.client, self.settings)
+        self.tables = Tables(self.client, self.settings, self.closing)
         # One emitting transaction at a time per process. Not for correctness (the counter's condition orders
         # emitters across processes): every emitting transaction writes the one counter item, so concurrent ones
         # would cancel each other (a stale counter, or TransactionConflict on DynamoDB) and be sent again.
         self._seq_lock = threading.Lock()
         self._seq: int | None = None  # the outbox counter as this process last saw it
+
+    def _pause(self, attempt: int) -> None:
+        """Wait before sending a request again (``attempt`` from 0); :class:`Closed` when the store closes."""
+        if self.closing.wait(CONTENTION_BACKOFF.delay(attempt + 1)):
+            raise Closed(f"store {self.url} is closed")
 
     def _call(self, what: str, fn: Callable[..., R], **request: Any) -> R:
         if self._closed:
@@ -83,7 +87,7 @@ class BaseStore(Store):
                 done = self._call(f"deleting from {table}", self.client.batch_write_item, RequestItems=pending)
                 pending = done.get("UnprocessedItems") or {}
                 if pending:
-                    backoff(attempt)
+                    self._pause(attempt)
                     attempt += 1
 
     def ping(self) -> None:
@@ -95,3 +99,26 @@ class BaseStore(Store):
         self._closed = True
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def make_client(settings: Settings) -> Any:
+    """A boto3 DynamoDB client (thread-safe; it does not connect until the first request)."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import NoRegionError
+
+    config = Config(
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.timeout,
+        read_timeout=max(settings.timeout, 5.0),
+        max_pool_connections=64,
+    )
+    session = boto3.session.Session()
+    try:
+        return session.client(
+            "dynamodb", region_name=settings.region, endpoint_url=settings.endpoint_url, config=config
+        )
+    except NoRegionError:
+        raise ConfigError(
+            "no AWS region for dynamodb://: add ?region=us-east-1 to the URL or set AWS_REGION / AWS_DEFAULT_REGION"
+        ) from None

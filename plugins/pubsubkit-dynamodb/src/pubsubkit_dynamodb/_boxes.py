@@ -2,7 +2,7 @@
 
 The outbox is one partition (``p = "o"``) of the outbox table, sorted by ``seq``: the relay reads it in order
 with consistent queries. Sequence numbers come from the counter item ``outbox-seq`` of the meta table, moved in
-the transaction that writes the entries (see :mod:`pubsubkit_dynamodb.store`). The relay lease is the item
+the transaction that writes the entries (see :mod:`pubsubkit_dynamodb._store`). The relay lease is the item
 ``outbox-lease``. Inbox records carry the TTL attribute ``expires``.
 """
 

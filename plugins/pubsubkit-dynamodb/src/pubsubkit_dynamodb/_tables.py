@@ -17,11 +17,13 @@ from typing import Any
 import attrs
 
 from pubsubkit.errors import ConfigError, ConnectionLost
-from pubsubkit_dynamodb._config import Settings, index_name
+from pubsubkit.retry import Backoff, Retrier
 from pubsubkit_dynamodb._errors import is_client_error, translate
+from pubsubkit_dynamodb._options import Settings, index_name
 from pubsubkit_dynamodb._values import SHADOW_PREFIX, Expr, from_av, index_key, shadow
 
 _WAIT = 300.0  # seconds to wait for a table or an index to become ACTIVE
+_ACTIVE_BACKOFF = Backoff(initial=0.05, multiplier=2.0, max_delay=2.0)  # between looks at its status
 
 
 @attrs.frozen
@@ -45,9 +47,10 @@ def _gsi(field: str) -> dict[str, Any]:
 class Tables:
     """The tables of one store: what exists, with which indexes, created when missing."""
 
-    def __init__(self, client: Any, settings: Settings) -> None:
+    def __init__(self, client: Any, settings: Settings, closing: threading.Event | None = None) -> None:
         self.client = client
         self.settings = settings
+        self.closing = closing or threading.Event()  # the store's: closing it ends the wait for a table
         self._lock = threading.Lock()
         self._known: dict[str, TableInfo] = {}
         self._wanted: dict[str, set[str]] = {}  # indexes asked for, kept when the tables are forgotten
@@ -71,8 +74,7 @@ class Tables:
             raise translate(exc, f"describing DynamoDB table {name}") from exc
 
     def _wait_active(self, name: str) -> dict[str, Any]:
-        deadline = time.monotonic() + _WAIT
-        delay = 0.05
+        waits = Retrier(_ACTIVE_BACKOFF, self.closing, deadline=time.monotonic() + _WAIT)
         while True:
             table = self._describe(name)
             if table is not None:
@@ -80,10 +82,10 @@ class Tables:
                 statuses += [g.get("IndexStatus") for g in table.get("GlobalSecondaryIndexes", [])]
                 if all(s == "ACTIVE" for s in statuses):
                     return table
-            if time.monotonic() > deadline:
-                raise ConnectionLost(f"DynamoDB table {name} did not become ACTIVE in {_WAIT:.0f}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            if not waits.wait():
+                raise ConnectionLost(
+                    f"DynamoDB table {name} did not become ACTIVE in {_WAIT:.0f}s (or the store closed)"
+                )
 
     def _create(self, name: str, keys: Sequence[tuple[str, str, str]], gsis: Sequence[str] = ()) -> bool:
         """Create a table (keys: attribute, type, HASH/RANGE); False if it existed already."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pubsubkit.lazy import lazy_attributes
 from pubsubkit.plugin import BrokerSpec, hookimpl
-from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
+from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, derived_id
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer as RawConsumer
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
@@ -26,10 +26,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 from pubsubkit.envelope import new_id, utcnow
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
-from pubsubkit_kafka._wire import decode, encode_value, letter_headers, message_headers
-
-if TYPE_CHECKING:
-    from pubsubkit_kafka._transport import KafkaTransport, Record
+from pubsubkit_kafka._options import KafkaSettings
+from pubsubkit_kafka._wire import Record, decode, encode_value, letter_headers, message_headers
 
 __all__ = ["KafkaConsumer"]
 
@@ -41,6 +39,21 @@ _generations = itertools.count(1)
 #: before the partition is given up; what is not settled by then is handled again by the partition's next owner.
 #: Records not yet started, or waiting to be retried, are given back at once.
 REVOKE_WAIT = 10.0
+
+
+class Producing(Protocol):
+    """What a consumer needs of its transport: the settings, the topic, and producing dead letters."""
+
+    settings: KafkaSettings
+    topic: str
+
+    def client_id(self, group: str) -> str: ...
+
+    def ensure_topic(self, topic: str, *, again: bool = False) -> None: ...
+
+    def forget_topic(self, topic: str) -> None: ...
+
+    def produce(self, topic: str, records: Sequence[Record]) -> None: ...
 
 
 def _headers(msg: Message) -> list[tuple[str, str | bytes | None]] | None:
@@ -73,7 +86,7 @@ class _Partition:
 class KafkaConsumer(Consumer):
     """One member of Kafka consumer group ``group`` (``group.id``), subscribed to the transport's topic."""
 
-    def __init__(self, transport: KafkaTransport, group: str) -> None:
+    def __init__(self, transport: Producing, group: str) -> None:
         self.t = transport
         self.topic = transport.topic
         self.group = group

@@ -18,15 +18,13 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, Transport
-from pubsubkit_kafka._config import CAPABILITIES, KafkaSettings, parse_url
-from pubsubkit_kafka._wire import encode_value, message_headers
+from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
+from pubsubkit_kafka._wire import Record, encode_value, message_headers
 
-__all__ = ["CAPABILITIES", "KafkaTransport", "Record"]
+__all__ = ["CAPABILITIES", "KafkaTransport"]
 
 log = logging.getLogger("pubsubkit_kafka")
 
-#: (value, key, headers, timestamp in ms) of one message to produce.
-Record = tuple[bytes, str | None, list[tuple[str, str | bytes | None]], int]
 
 _CONNECTION_CODES = {
     KafkaError._ALL_BROKERS_DOWN,

@@ -20,7 +20,19 @@ import orjson
 from pubsubkit.envelope import Envelope
 from pubsubkit.transport import DeadLetter, Delivery
 
-__all__ = ["ID_HEADER", "TIME_HEADER", "decode", "derived_id", "encode_value", "letter_headers", "message_headers"]
+__all__ = [
+    "ID_HEADER",
+    "TIME_HEADER",
+    "Record",
+    "decode",
+    "derived_id",
+    "encode_value",
+    "letter_headers",
+    "message_headers",
+]
+
+#: (value, key, headers, timestamp in ms) of one message to produce.
+Record = tuple[bytes, str | None, list[tuple[str, str | bytes | None]], int]
 
 ID_HEADER = "pubsubkit-id"
 TIME_HEADER = "pubsubkit-time"

@@ -2,7 +2,7 @@
 
 Documents live in a collection per pubsubkit collection, keyed by ``_id``; a unit of work is one
 multi-document transaction holding the documents, the outbox entries and the inbox records (MongoDB 4.0 or
-later, as a replica set or a sharded cluster). See :mod:`pubsubkit_mongo.store` for the layout.
+later, as a replica set or a sharded cluster). See :mod:`pubsubkit_mongo._store` for the layout.
 
 Options (keyword arguments or URL query): ``database`` (default: the URL's path, else ``pubsubkit``),
 ``inbox_ttl`` (seconds MongoDB keeps an inbox record, default 30 days), ``transaction_timeout`` (seconds a unit
@@ -24,7 +24,7 @@ from pubsubkit.plugin import StoreCapabilities, StoreSpec
 from pubsubkit_mongo._options import DEFAULT_DATABASE, DEFAULT_INBOX_TTL, SCHEMES
 
 if TYPE_CHECKING:
-    from pubsubkit_mongo.store import MongoStore
+    from pubsubkit_mongo._store import MongoStore
 
 __all__ = ["CAPABILITIES", "DEFAULT_DATABASE", "DEFAULT_INBOX_TTL", "MongoStore", "pubsubkit_register_stores"]
 
@@ -32,12 +32,12 @@ CAPABILITIES = StoreCapabilities(transactions=True, persistent=True, multi_proce
 
 if not TYPE_CHECKING:
     #: :class:`MongoStore`, whose module imports pymongo, on first use.
-    __getattr__ = lazy_attributes(__name__, globals(), {"MongoStore": "pubsubkit_mongo.store"})
+    __getattr__ = lazy_attributes(__name__, globals(), {"MongoStore": "pubsubkit_mongo._store"})
 
 
 def _open_store(url: str, **options: Any) -> MongoStore:
     """The factory of ``mongodb://`` stores: a :class:`MongoStore`, pymongo imported only now."""
-    from pubsubkit_mongo.store import MongoStore
+    from pubsubkit_mongo._store import MongoStore
 
     return MongoStore(url, **options)
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pubsubkit
 from pubsubkit.lazy import lazy_attributes
 from pubsubkit.plugin import BrokerSpec
-from pubsubkit_rabbitmq._config import CAPABILITIES, OPTIONS, Settings, Unroutable
+from pubsubkit_rabbitmq._options import CAPABILITIES, OPTIONS, Settings, Unroutable
 
 if TYPE_CHECKING:
     from pubsubkit_rabbitmq._consumer import RabbitConsumer

@@ -14,29 +14,24 @@ import contextlib
 import logging
 import time
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import pika
 import pika.exceptions
 
 from pubsubkit.envelope import new_id
-from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
+from pubsubkit.errors import Closed, ConnectionLost, PubsubkitError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_rabbitmq import _wire
-from pubsubkit_rabbitmq._config import Settings
-from pubsubkit_rabbitmq._publisher import Outgoing
+from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
+from pubsubkit_rabbitmq._options import Settings
+from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
 
-if TYPE_CHECKING:
-    from pubsubkit_rabbitmq._transport import RabbitTransport
-
-__all__ = ["RabbitConsumer", "connect", "declare_group"]
+__all__ = ["RabbitConsumer", "declare_group"]
 
 log = logging.getLogger("pubsubkit.rabbitmq")
-
-#: Errors of pika that mean the connection or channel is gone.
-DRIVER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
 
 @attrs.frozen
@@ -49,21 +44,6 @@ class Token:
     properties: pika.BasicProperties
     body: bytes
     redelivered: bool = False
-
-
-def connect(settings: Settings) -> pika.BlockingConnection:
-    """A blocking connection; ConnectionLost when the broker cannot be reached."""
-    try:
-        return pika.BlockingConnection(settings.params)
-    except DRIVER_ERRORS as exc:
-        raise ConnectionLost(f"{redact(settings.url)}: cannot connect: {exc!r}") from exc
-
-
-def translate(settings: Settings, exc: BaseException, what: str) -> PubsubkitError:
-    """A driver error as pubsubkit's: a refused declaration is a ConfigError, anything else a lost connection."""
-    if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code in (403, 406):
-        return ConfigError(f"{redact(settings.url)}: {what}: the broker refused: {exc.reply_text}")
-    return ConnectionLost(f"{redact(settings.url)}: {what}: {exc!r}")
 
 
 def declare_group(channel: Any, settings: Settings, group: str, names: Collection[str] | None) -> str:
@@ -84,9 +64,9 @@ def declare_group(channel: Any, settings: Settings, group: str, names: Collectio
 class RabbitConsumer(Consumer):
     """One member of a consumer group on the group's queue."""
 
-    def __init__(self, transport: RabbitTransport, group: str, names: Collection[str] | None) -> None:
-        self.transport = transport
-        self.settings = transport.settings
+    def __init__(self, settings: Settings, publisher: Publisher, group: str, names: Collection[str] | None) -> None:
+        self.publisher = publisher
+        self.settings = settings
         self.group = group
         self.names = None if names is None else frozenset(names)
         self._conn: pika.BlockingConnection | None = None
@@ -233,9 +213,7 @@ class RabbitConsumer(Consumer):
         )
         # Stored in the dead-letter queue (confirmed) before the original is acknowledged: never lost.
         try:
-            self.transport.publisher.publish(
-                [Outgoing(self.settings.dead_letter_exchange, self.group, token.body, out)]
-            )
+            self.publisher.publish([Outgoing(self.settings.dead_letter_exchange, self.group, token.body, out)])
         except PubsubkitError as exc:
             raise ConnectionLost(f"dead-lettering a message of group {self.group}: {exc}") from exc
         self._settle([token.tag], None)

@@ -23,7 +23,7 @@ import pika.exceptions
 
 from pubsubkit.errors import Closed, ConnectionLost, PublishError, PubsubkitError
 from pubsubkit.plugin import redact
-from pubsubkit_rabbitmq._config import Settings, Unroutable
+from pubsubkit_rabbitmq._options import Settings, Unroutable
 
 __all__ = ["Outgoing", "Publisher", "Unroutable"]
 

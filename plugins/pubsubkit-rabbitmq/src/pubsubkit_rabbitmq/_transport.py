@@ -16,9 +16,10 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Transport
-from pubsubkit_rabbitmq import _config, _wire
-from pubsubkit_rabbitmq._config import CAPABILITIES
-from pubsubkit_rabbitmq._consumer import DRIVER_ERRORS, RabbitConsumer, connect, translate
+from pubsubkit_rabbitmq import _options, _wire
+from pubsubkit_rabbitmq._consumer import RabbitConsumer
+from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
+from pubsubkit_rabbitmq._options import CAPABILITIES
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
 
 __all__ = ["CAPABILITIES", "RabbitTransport"]
@@ -34,7 +35,7 @@ class RabbitTransport(Transport):
 
     def __init__(self, url: str, **options: Any) -> None:
         self.url = url
-        self.settings = _config.parse(url, options)
+        self.settings = _options.parse(url, options)
         if self.settings.single_active:  # one member at a time consumes: the listener keeps per-key order
             self.capabilities = attrs.evolve(CAPABILITIES, ordered=True)
         self.publisher = Publisher(self.settings)
@@ -57,7 +58,7 @@ class RabbitTransport(Transport):
         self._check_open()
         with self._lock:
             self._groups.add(group)
-        return RabbitConsumer(self, group, names)
+        return RabbitConsumer(self.settings, self.publisher, group, names)
 
     def ping(self) -> None:
         self._check_open()

@@ -3,7 +3,7 @@
 Publishing goes to the SNS topic ``<prefix>`` in batches of 10; each consumer group has an SQS queue
 ``<prefix>-<group>`` subscribed to the topic (raw message delivery), so every group gets every event, and a
 dead-letter queue ``<prefix>-<group>-dlq``. The wire format is the Go MyEvents' one: the body is the JSON payload,
-the message attribute ``event_name`` names the event (see :mod:`pubsubkit_sqs.wire`).
+the message attribute ``event_name`` names the event (see :mod:`pubsubkit_sqs._wire`).
 
 boto3 is imported when an ``sqs://`` broker is opened (or :class:`SqsTransport` or :class:`SqsConsumer` is first
 named), not when pubsubkit loads the plugin.
@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from pubsubkit.lazy import lazy_attributes
 from pubsubkit.plugin import BrokerSpec, hookimpl
-from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options
+from pubsubkit_sqs._options import CAPABILITIES, FIFO_CAPABILITIES, Options
 
 if TYPE_CHECKING:
-    from pubsubkit_sqs.consumer import SqsConsumer
-    from pubsubkit_sqs.transport import SqsTransport
+    from pubsubkit_sqs._consumer import SqsConsumer
+    from pubsubkit_sqs._transport import SqsTransport
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "SqsConsumer", "SqsTransport", "pubsubkit_register_brokers"]
 
 #: The names whose modules import boto3, and those modules.
-_LAZY = {"SqsConsumer": "pubsubkit_sqs.consumer", "SqsTransport": "pubsubkit_sqs.transport"}
+_LAZY = {"SqsConsumer": "pubsubkit_sqs._consumer", "SqsTransport": "pubsubkit_sqs._transport"}
 
 if not TYPE_CHECKING:
     __getattr__ = lazy_attributes(__name__, globals(), _LAZY)
@@ -33,7 +33,7 @@ if not TYPE_CHECKING:
 
 def _open_transport(url: str, **options: Any) -> SqsTransport:
     """The factory of ``sqs://`` brokers: an :class:`SqsTransport`, boto3 imported only now."""
-    from pubsubkit_sqs.transport import SqsTransport
+    from pubsubkit_sqs._transport import SqsTransport
 
     return SqsTransport(url, **options)
 

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 import orjson
@@ -14,11 +14,10 @@ import orjson
 from pubsubkit.envelope import new_id, utcnow
 from pubsubkit.errors import Closed
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
-from pubsubkit_sqs import wire
-from pubsubkit_sqs.aws import DRIVER_ERRORS, GroupQueues, is_missing, translate
-
-if TYPE_CHECKING:
-    from pubsubkit_sqs.transport import SqsTransport
+from pubsubkit_sqs import _wire
+from pubsubkit_sqs._aws import Aws, GroupQueues
+from pubsubkit_sqs._errors import DRIVER_ERRORS, is_missing, translate
+from pubsubkit_sqs._options import Options
 
 __all__ = ["SqsConsumer"]
 
@@ -59,10 +58,12 @@ def _token(d: Delivery) -> Token:
 class SqsConsumer(Consumer):
     """One member of a group: every member of the group receives from the group's queue."""
 
-    def __init__(self, transport: SqsTransport, group: str, queues: GroupQueues) -> None:
-        self.t = transport
-        self.aws = transport.aws
-        self.options = transport.options
+    def __init__(
+        self, aws: Aws, options: Options, group: str, queues: GroupQueues, transport_closed: Callable[[], bool]
+    ) -> None:
+        self._transport_closed = transport_closed
+        self.aws = aws
+        self.options = options
         self.group = group
         self.queues = queues
         self.lease_seconds = float(self.options.visibility)
@@ -74,7 +75,7 @@ class SqsConsumer(Consumer):
 
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:
         """Long-poll for ``min(timeout, wait)`` seconds, rounded to whole seconds (below 0.5 s: one short poll)."""
-        if self._closed or self.t._closed:
+        if self._closed or self._transport_closed():
             raise Closed(f"consumer of group {self.group} is closed")
         start = time.monotonic()
         lock = _receive_lock(self.queues.url)
@@ -122,7 +123,7 @@ class SqsConsumer(Consumer):
         except ValueError:
             attempt = 1
         try:
-            return Delivery(wire.decode(message), attempt=attempt, token=token)
+            return Delivery(_wire.decode(message), attempt=attempt, token=token)
         except (ValueError, TypeError, KeyError, orjson.JSONDecodeError) as exc:
             return Delivery(None, attempt=attempt, token=token, raw=token.body.encode("utf-8"), error=str(exc))
 
@@ -186,10 +187,10 @@ class SqsConsumer(Consumer):
         attributes = {
             k: {f: v[f] for f in ("DataType", "StringValue", "BinaryValue") if f in v}
             for k, v in token.attributes.items()
-            if k != wire.ATTR_DEAD_LETTER
+            if k != _wire.ATTR_DEAD_LETTER
         }
         attributes = dict(list(attributes.items())[: MAX_ATTRIBUTES - 1])
-        attributes[wire.ATTR_DEAD_LETTER] = {"DataType": "String", "StringValue": orjson.dumps(info).decode()}
+        attributes[_wire.ATTR_DEAD_LETTER] = {"DataType": "String", "StringValue": orjson.dumps(info).decode()}
         request: dict[str, Any] = {
             "QueueUrl": self.queues.dlq_url,
             "MessageBody": token.body or " ",
@@ -215,7 +216,7 @@ class SqsConsumer(Consumer):
         self.aws.left(self.group)
         tokens = list(self._unsettled.values())
         self._unsettled.clear()
-        if tokens and not self.t._closed:
+        if tokens and not self._transport_closed():
             try:
                 self._visibility(tokens, 0, "releasing messages on close")
             except Exception as exc:  # they come back when their visibility timeout runs out

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from pubsubkit.errors import ConfigError
-from pubsubkit.options import number
+from pubsubkit.options import build_options, option, option_names, real, split_options, whole
 from pubsubkit.transport import BrokerCapabilities
 
 __all__ = ["CAPABILITIES", "KafkaSettings", "parse_url"]
@@ -89,12 +89,11 @@ _CONSUMER_DEFAULTS: Mapping[str, Any] = {
 _FIXED = {"group.id", "enable.auto.commit", "enable.idempotence", "bootstrap.servers", "transactional.id"}
 
 
-def _float(name: str, value: Any, minimum: float) -> float:
-    return number("kafka", name, value, float, minimum)
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    return number("kafka", name, value, int, minimum)
+def _topic(backend: str, name: str, value: Any) -> str:
+    topic = str(value)
+    if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
+        raise ConfigError(f"{backend} option {name}={topic!r}: use letters, digits, '.', '_' and '-' (at most 249)")
+    return topic
 
 
 @attrs.frozen
@@ -111,12 +110,12 @@ class KafkaSettings:
     """
 
     bootstrap: str
-    topic: str = "events"
-    dead_letter_topic: str = ""
-    partitions: int = 3
-    replication_factor: int = 1
-    commit_interval: float = 0.5
-    group_prefix: str = ""
+    topic: str = option("events", parse=_topic)
+    dead_letter_topic: str = option("")
+    partitions: int = option(3, parse=whole(1))
+    replication_factor: int = option(1, parse=whole(1))
+    commit_interval: float = option(0.5, parse=real(0.0))
+    group_prefix: str = option("")
     librdkafka: Mapping[str, Any] = attrs.field(factory=dict)
 
     def _split(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -164,9 +163,6 @@ class KafkaSettings:
         }
 
 
-_OPTIONS = {"topic", "dead_letter_topic", "partitions", "replication_factor", "commit_interval", "group_prefix"}
-
-
 def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
     """``kafka://host:port[,host:port]?topic=events&partitions=3&session.timeout.ms=6000`` -> settings.
 
@@ -181,30 +177,20 @@ def parse_url(url: str, options: Mapping[str, Any]) -> KafkaSettings:
         raise ConfigError(f"{url!r}: no broker address; e.g. kafka://localhost:9092")
     if parts.path not in ("", "/"):
         raise ConfigError(f"{url!r}: a kafka URL has no path; name the topic with ?topic=NAME")
-    merged: dict[str, Any] = dict(parse_qsl(parts.query, keep_blank_values=True))
-    merged.update(options)
-    own: dict[str, Any] = {}
-    librdkafka: dict[str, Any] = {}
-    for key, value in merged.items():
-        if "." in key:
-            if key in _FIXED:
-                raise ConfigError(f"kafka option {key} is set by pubsubkit and cannot be changed")
-            librdkafka[key] = value
-        elif key in _OPTIONS:
-            own[key] = value
-        else:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ConfigError(f"unknown kafka option {key!r}: use one of {known}, or a librdkafka property (a.b)")
-    topic = str(own.get("topic", "events"))
-    if not topic or len(topic) > 249 or not all(c.isalnum() or c in "._-" for c in topic):
-        raise ConfigError(f"kafka option topic={topic!r}: use letters, digits, '.', '_' and '-' (at most 249)")
-    return KafkaSettings(
-        bootstrap=bootstrap,
-        topic=topic,
-        dead_letter_topic=str(own.get("dead_letter_topic") or f"{topic}.dlq"),
-        partitions=_int("partitions", own.get("partitions", 3), 1),
-        replication_factor=_int("replication_factor", own.get("replication_factor", 1), 1),
-        commit_interval=_float("commit_interval", own.get("commit_interval", 0.5), 0.0),
-        group_prefix=str(own.get("group_prefix", "")),
-        librdkafka=librdkafka,
+    split = split_options(
+        "kafka",
+        option_names(KafkaSettings),
+        parts.query,
+        options,
+        passthrough=lambda name: "." in name,
+        driver="a librdkafka property (a.b)",
     )
+    librdkafka = split.rest
+    fixed = sorted(librdkafka.keys() & _FIXED)
+    if fixed:
+        raise ConfigError(f"kafka option {fixed[0]} is set by pubsubkit and cannot be changed")
+    ours = {"topic": "events", **split.ours}  # the default topic is checked too
+    settings = build_options("kafka", KafkaSettings, ours, {"bootstrap": bootstrap, "librdkafka": librdkafka})
+    if not settings.dead_letter_topic:
+        settings = attrs.evolve(settings, dead_letter_topic=f"{settings.topic}.dlq")
+    return settings

@@ -6,12 +6,12 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import attrs
 
 from pubsubkit.errors import ConfigError
-from pubsubkit.options import flag, number
+from pubsubkit.options import boolean, option, optional, read_options, text, whole
 from pubsubkit.transport import BrokerCapabilities
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Options", "parse"]
@@ -36,30 +36,29 @@ FIFO_CAPABILITIES = BrokerCapabilities(
 )
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-KNOWN = (
-    "region",
-    "endpoint_url",
-    "prefix",
-    "fifo",
-    "wait",
-    "visibility",
-    "max_receive_count",
-    "publish_threads",
-)
+
+
+def _prefix(backend: str, name: str, value: Any) -> str:
+    prefix = str(value)
+    if not _NAME.match(prefix):
+        raise ConfigError(f"{backend} option {name}={prefix!r}: use letters, digits, '-' and '_' only")
+    if len(prefix) > 60:
+        raise ConfigError(f"{backend} option {name}={prefix!r}: at most 60 characters")
+    return prefix
 
 
 @attrs.frozen
 class Options:
     """Parsed ``sqs://`` options; see the README for their meaning."""
 
-    region: str | None = None
-    endpoint_url: str | None = None
-    prefix: str = "events"
-    fifo: bool = False
-    wait: int = 10
-    visibility: int = 30
-    max_receive_count: int = 25
-    publish_threads: int = 4
+    region: str | None = option(None, parse=optional(text))
+    endpoint_url: str | None = option(None, parse=optional(text))
+    prefix: str = option("events", parse=_prefix)
+    fifo: bool = option(False, parse=boolean)
+    wait: int = option(10, parse=whole(0, 20))
+    visibility: int = option(30, parse=whole(1, 43_200))
+    max_receive_count: int = option(25, parse=whole(0, 1000))
+    publish_threads: int = option(4, parse=whole(1, 64))
 
     @property
     def suffix(self) -> str:
@@ -81,14 +80,6 @@ class Options:
         return f"{self.prefix}{self.suffix}"
 
 
-def _bool(name: str, value: Any) -> bool:
-    return flag("sqs", name, value)
-
-
-def _int(name: str, value: Any, low: int, high: int) -> int:
-    return number("sqs", name, value, int, low, high)
-
-
 def parse(url: str, options: Mapping[str, Any]) -> Options:
     """Options of ``url`` (``sqs://?region=...&prefix=...``) merged with keyword ``options``."""
     parts = urlsplit(url)
@@ -96,24 +87,7 @@ def parse(url: str, options: Mapping[str, Any]) -> Options:
         raise ConfigError(f"{url!r}: not an sqs:// URL")
     if parts.netloc or parts.path.strip("/"):
         raise ConfigError(f"{url!r}: put everything in the query, e.g. sqs://?region=us-east-1&prefix=events")
-    merged: dict[str, Any] = dict(parse_qsl(parts.query))
-    merged.update(options)
-    unknown = sorted(set(merged) - set(KNOWN))
-    if unknown:
-        raise ConfigError(f"sqs:// does not know the option(s) {', '.join(unknown)}; known: {', '.join(KNOWN)}")
-    prefix = str(merged.get("prefix", "events"))
-    if not _NAME.match(prefix):
-        raise ConfigError(f"sqs option prefix={prefix!r}: use letters, digits, '-' and '_' only")
-    if len(prefix) > 60:
-        raise ConfigError(f"sqs option prefix={prefix!r}: at most 60 characters")
-    endpoint = merged.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or None
-    return Options(
-        region=merged.get("region") or None,
-        endpoint_url=endpoint,
-        prefix=prefix,
-        fifo=_bool("fifo", merged.get("fifo", False)),
-        wait=_int("wait", merged.get("wait", 10), 0, 20),
-        visibility=_int("visibility", merged.get("visibility", 30), 1, 43_200),
-        max_receive_count=_int("max_receive_count", merged.get("max_receive_count", 25), 0, 1000),
-        publish_threads=_int("publish_threads", merged.get("publish_threads", 4), 1, 64),
-    )
+    got = read_options("sqs", Options, parts.query, options)
+    if got.endpoint_url is None and os.environ.get("AWS_ENDPOINT_URL"):
+        got = attrs.evolve(got, endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    return got

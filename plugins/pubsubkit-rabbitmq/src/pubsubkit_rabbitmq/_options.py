@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import attrs
 
 from pubsubkit.errors import ConfigError, PublishError
-from pubsubkit.options import flag, number
+from pubsubkit.options import boolean, build_options, one_of, option, optional, real, split_options, whole
 from pubsubkit.plugin import redact
 from pubsubkit.transport import BrokerCapabilities
 
@@ -63,21 +63,28 @@ OPTIONS: Mapping[str, str] = {
 }
 
 
+def _exchange(backend: str, name: str, value: Any) -> str:
+    exchange = str(value)
+    if not exchange or exchange.startswith("amq.") or len(exchange) > 200:
+        raise ConfigError(f"{backend} option {name}={exchange!r}: a non-empty name not starting with amq.")
+    return exchange
+
+
 @attrs.frozen
 class Settings:
-    """Everything one ``amqp://`` URL and its options say."""
+    """Everything one ``amqp://`` URL and its options say: pika's parameters and this backend's options."""
 
     url: str
     params: pika.URLParameters
-    exchange: str = "events"
-    queue_type: str = "quorum"
-    prefetch: int = 100
-    mandatory: bool = True
-    unroutable: str = "warn"
-    confirm_timeout: float = 30.0
-    missing_id: str = "hash"
-    queue_expires: float | None = None
-    single_active: bool = False
+    exchange: str = option("events", parse=_exchange)
+    queue_type: str = option("quorum", parse=one_of("quorum", "classic"))
+    prefetch: int = option(100, parse=whole(1))
+    mandatory: bool = option(True, parse=boolean)
+    unroutable: str = option("warn", parse=one_of("warn", "fail"))
+    confirm_timeout: float = option(30.0, parse=real(0.001))
+    missing_id: str = option("hash", parse=one_of("hash", "fresh"))
+    queue_expires: float | None = option(None, parse=optional(real(1.0)))
+    single_active: bool = option(False, parse=boolean)
 
     @property
     def dead_letter_exchange(self) -> str:
@@ -110,28 +117,24 @@ class Settings:
         return args
 
 
-def _bool(name: str, value: Any) -> bool:
-    return flag("rabbitmq", name, value)
-
-
-def _number(name: str, value: Any, kind: type[int] | type[float], minimum: float) -> Any:
-    return number("rabbitmq", name, value, kind, minimum)
-
-
 def parse(url: str, options: Mapping[str, Any]) -> Settings:
-    """Split ``url`` into pika's parameters and pubsubkit's options; raise ConfigError naming a wrong one."""
+    """Split ``url`` into pika's parameters and pubsubkit's options; raise ConfigError naming a wrong one.
+
+    A query parameter that is not one of :data:`OPTIONS` is pika's; a keyword option must be one of them.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps"):
         raise ConfigError(f"{redact(url)}: not an amqp:// or amqps:// URL")
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    ours = {k: query.pop(k) for k in list(query) if k in OPTIONS}
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise ConfigError(
-            f"unknown rabbitmq option(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(OPTIONS))}"
-        )
-    ours.update(options)
-    pika_url = urlunsplit(parts._replace(query=urlencode(query)))
+    split = split_options(
+        "rabbitmq",
+        OPTIONS,
+        parts.query,
+        options,
+        passthrough=lambda name: True,
+        keyword_passthrough=False,
+        driver="a pika URL parameter in the query",
+    )
+    pika_url = urlunsplit(parts._replace(query=urlencode(split.query_rest)))
     import pika  # here, not at the top: loading the plugin must not load the driver
 
     try:
@@ -140,34 +143,6 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         raise ConfigError(
             f"{redact(url)}: {exc} (pubsubkit options are {', '.join(sorted(OPTIONS))}; the rest is pika's)"
         ) from None
-    if "heartbeat" not in query:
+    if "heartbeat" not in dict(split.query_rest):
         params.heartbeat = DEFAULT_HEARTBEAT
-    exchange = str(ours.get("exchange", "events"))
-    if not exchange or exchange.startswith("amq.") or len(exchange) > 200:
-        raise ConfigError(f"rabbitmq option exchange={exchange!r}: a non-empty name not starting with amq.")
-    queue_type = str(ours.get("queue_type", "quorum")).lower()
-    if queue_type not in ("quorum", "classic"):
-        raise ConfigError(f"rabbitmq option queue_type={queue_type!r}: use quorum or classic")
-    unroutable = str(ours.get("unroutable", "warn")).lower()
-    if unroutable not in ("warn", "fail"):
-        raise ConfigError(f"rabbitmq option unroutable={unroutable!r}: use warn or fail")
-    missing_id = str(ours.get("missing_id", "hash")).lower()
-    if missing_id not in ("hash", "fresh"):
-        raise ConfigError(f"rabbitmq option missing_id={missing_id!r}: use hash or fresh")
-    return Settings(
-        url=url,
-        params=params,
-        exchange=exchange,
-        queue_type=queue_type,
-        prefetch=_number("prefetch", ours.get("prefetch", 100), int, 1),
-        mandatory=_bool("mandatory", ours.get("mandatory", True)),
-        unroutable=unroutable,
-        confirm_timeout=_number("confirm_timeout", ours.get("confirm_timeout", 30.0), float, 0.001),
-        missing_id=missing_id,
-        single_active=_bool("single_active", ours.get("single_active", False)),
-        queue_expires=(
-            None
-            if ours.get("queue_expires") in (None, "")
-            else _number("queue_expires", ours["queue_expires"], float, 1.0)
-        ),
-    )
+    return build_options("rabbitmq", Settings, split.ours, {"url": url, "params": params})

@@ -21,9 +21,7 @@ from pubsubkit.errors import (
 from pubsubkit.store import Delete, Doc, Emit, Insert, MarkProcessed, Operation, Put, Update
 from pubsubkit.store import apply_update as _apply_update
 from pubsubkit_dynamodb import _writes as w
-from pubsubkit_dynamodb._base import backoff
 from pubsubkit_dynamodb._boxes import BoxesStore
-from pubsubkit_dynamodb._config import index_name
 from pubsubkit_dynamodb._errors import (
     RETRYABLE,
     TransactionTooLarge,
@@ -31,6 +29,7 @@ from pubsubkit_dynamodb._errors import (
     code_of,
     reasons,
 )
+from pubsubkit_dynamodb._options import index_name
 from pubsubkit_dynamodb._tables import TableInfo
 from pubsubkit_dynamodb._values import SHADOW_PREFIX, Expr, index_key, item_to_doc, shadow
 
@@ -140,7 +139,7 @@ class DynamoStore(BoxesStore):
                     found[str(doc["id"])] = doc
                 keys = page.get("UnprocessedKeys", {}).get(info.name, {}).get("Keys", [])
                 if keys:
-                    backoff(attempt)
+                    self._pause(attempt)
                     attempt += 1
         return [found[i] for i in ids if i in found]  # a document deleted since the scan is left out
 
@@ -193,7 +192,7 @@ class DynamoStore(BoxesStore):
             try:
                 return fn()
             except _Retry:
-                backoff(attempt)
+                self._pause(attempt)
         raise ConnectionLost(f"{self.url}: gave up after {_ATTEMPTS} rounds of contention on the same items")
 
     def _currents(self, ops: list[Operation], infos: Mapping[str, TableInfo]) -> dict[int, Doc]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import zlib
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -11,10 +10,12 @@ from typing import Any
 
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, PublishError
+from pubsubkit.retry import Backoff, Retrier
 from pubsubkit.transport import Consumer, Transport
-from pubsubkit_sqs import wire
-from pubsubkit_sqs.aws import DRIVER_ERRORS, Aws, is_missing, refused, translate
-from pubsubkit_sqs.options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
+from pubsubkit_sqs import _wire
+from pubsubkit_sqs._aws import Aws
+from pubsubkit_sqs._errors import DRIVER_ERRORS, is_missing, refused, translate
+from pubsubkit_sqs._options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
 
@@ -22,6 +23,7 @@ __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
 BATCH = 10  # the most entries SNS PublishBatch and the SQS batch calls take
 BATCH_BYTES = 250_000  # under the 256 KiB limit of one batch request
 ENTRY_RETRIES = 3  # attempts for a batch entry the service failed
+ENTRY_BACKOFF = Backoff(initial=0.05, multiplier=2.0, max_delay=0.2)  # waits between them
 KEYLESS_GROUP = "pubsubkit"  # MessageGroupId of messages without a key, on FIFO topics
 
 
@@ -35,11 +37,11 @@ Failure = tuple[str, str, bool]  # entry id, reason, whether the sender is at fa
 
 
 def _entry(env: Envelope, index: int, fifo: bool) -> dict[str, Any]:
-    body, encoded = wire.encode_body(env.payload)
+    body, encoded = _wire.encode_body(env.payload)
     entry: dict[str, Any] = {
         "Id": str(index),
         "Message": body,
-        "MessageAttributes": wire.encode_attributes(env, encoded),
+        "MessageAttributes": _wire.encode_attributes(env, encoded),
     }
     if fifo:
         entry["MessageGroupId"] = env.key or KEYLESS_GROUP
@@ -62,13 +64,13 @@ class SqsTransport(Transport):
         self.aws = Aws(self.options)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self._closed = False
+        self._closing = threading.Event()  # set by close(): ends the waits between entry retries
 
     # --- publishing ----------------------------------------------------------------------------------
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
         """Publish every envelope to the topic: batches of 10, in concurrent lanes that keep per-key order."""
-        if self._closed:
+        if self._closing.is_set():
             raise Closed(f"{self.url} is closed")
         if not envelopes:
             return
@@ -91,7 +93,7 @@ class SqsTransport(Transport):
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
-            if self._closed:
+            if self._closing.is_set():
                 raise Closed(f"{self.url} is closed")
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.options.publish_threads, thread_name_prefix="pubsubkit-sqs-pub")
@@ -118,7 +120,8 @@ class SqsTransport(Transport):
         pending = batch
         reasons: dict[str, str] = {}
         restored = False
-        for attempt in range(ENTRY_RETRIES):
+        waits = Retrier(ENTRY_BACKOFF, self._closing)
+        for _ in range(ENTRY_RETRIES):
             try:
                 reply = self.aws.sns.publish_batch(TopicArn=self.aws.topic_arn(), PublishBatchRequestEntries=pending)
             except DRIVER_ERRORS as exc:
@@ -142,22 +145,23 @@ class SqsTransport(Transport):
             if len(retry) < len(failed):
                 return [(i, reasons[i], bool(f.get("SenderFault", False))) for i, f in failed.items()]
             pending = retry
-            time.sleep(0.05 * (attempt + 1))
+            if not waits.wait():
+                break  # closed: what is left is reported failed
         return [(e["Id"], reasons.get(e["Id"], "failed"), False) for e in pending]
 
     # --- consuming -----------------------------------------------------------------------------------
 
     def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        from pubsubkit_sqs.consumer import SqsConsumer
+        from pubsubkit_sqs._consumer import SqsConsumer
 
-        if self._closed:
+        if self._closing.is_set():
             raise Closed(f"{self.url} is closed")
         self.options.queue_name(group)  # ConfigError for a name SQS cannot take, before any call
         try:
             queues = self.aws.group(group)
         except DRIVER_ERRORS as exc:
             raise translate(exc, f"creating the queues of group {group}") from exc
-        return SqsConsumer(self, group, queues)
+        return SqsConsumer(self.aws, self.options, group, queues, self._closing.is_set)
 
     def ping(self) -> None:
         try:
@@ -167,7 +171,7 @@ class SqsTransport(Transport):
 
     def close(self) -> None:
         with self._pool_lock:
-            self._closed = True
+            self._closing.set()
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
