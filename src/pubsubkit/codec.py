@@ -27,7 +27,6 @@ __all__ = [
     "converter",
     "dumps",
     "loads",
-    "make_strict_converter",
 ]
 
 T = TypeVar("T")
@@ -49,11 +48,6 @@ def _configure(conv: OrjsonConverter, forbid_extra_keys: bool) -> OrjsonConverte
         lambda cls: make_dict_structure_fn(cls, conv, _cattrs_forbid_extra_keys=forbid_extra_keys, **_renames(cls)),
     )
     return conv
-
-
-def make_strict_converter() -> OrjsonConverter:
-    """A converter that rejects unknown keys: use it for input from outside (HTTP bodies)."""
-    return _configure(make_converter(forbid_extra_keys=True), forbid_extra_keys=True)
 
 
 #: The shared tolerant converter for messages on the bus.
@@ -93,12 +87,18 @@ class Codec:
         headers: Mapping[str, str] | None = None,
         id: str | None = None,
     ) -> Envelope:
-        """Wrap ``event`` in a new envelope with a fresh id, the current time and the schema version header."""
+        """Wrap ``event`` in a new envelope with a fresh id, the current time and the schema version header.
+
+        The one place envelopes are made (the emitter and the unit of work both call it): without a
+        correlation id in ``headers``, the event starts a conversation and is its own correlation id.
+        """
         name, payload, version = self.encode(event)
         hdrs = dict(headers) if headers else {}
         if version != 1:
             hdrs[Header.SCHEMA_VERSION] = str(version)
-        return Envelope(id=id or new_id(), name=name, payload=payload, key=key, occurred_at=utcnow(), headers=hdrs)
+        message_id = id or new_id()
+        hdrs.setdefault(Header.CORRELATION_ID, message_id)
+        return Envelope(id=message_id, name=name, payload=payload, key=key, occurred_at=utcnow(), headers=hdrs)
 
     def decode(self, envelope: Envelope) -> Any:
         """Return the event object of ``envelope`` (or :class:`UnknownEvent`); :class:`DecodeError` if broken."""

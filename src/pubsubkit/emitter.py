@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pubsubkit.codec import Codec
-from pubsubkit.envelope import Envelope, Header, new_id
+from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConnectionLost, PublishError
 from pubsubkit.plugin.observers import NO_OBSERVERS, Observers
 from pubsubkit.retry import Backoff, retry_call
@@ -48,12 +48,9 @@ class Emitter:
         self._closed = threading.Event()
 
     def envelope(self, event: Any, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
+        """A new envelope of ``event`` with the emitter's headers and ``headers`` (see :meth:`Codec.envelope`)."""
         hdrs = {**self.headers, **headers} if headers else self.headers
-        if Header.CORRELATION_ID in hdrs:
-            return self.codec.envelope(event, key=key, headers=hdrs)
-        # A new conversation: the event is its own correlation id (set here rather than copying the envelope).
-        message_id = new_id()
-        return self.codec.envelope(event, key=key, headers={**hdrs, Header.CORRELATION_ID: message_id}, id=message_id)
+        return self.codec.envelope(event, key=key, headers=hdrs)
 
     def emit(self, event: Any, *, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
         """Publish one event; returns its envelope, as sent, once the broker confirmed it."""

@@ -24,7 +24,7 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import AlreadyProcessed, DecodeError
 from pubsubkit.handlers import Handler, HandlerTable
 from pubsubkit.message import Message, inbox_id
-from pubsubkit.plugin.observers import Observers, Outcome
+from pubsubkit.plugin.observers import Observers, Outcome, call_handler
 from pubsubkit.retry import RetryPolicy
 from pubsubkit.store import MarkProcessed, Store
 from pubsubkit.transport import DeadLetter, Delivery
@@ -78,7 +78,8 @@ class Pipeline:
         self.observers = observers
         self.stop = stop
         self.store = store
-        self.call = observers.handler_chain(group)
+        chain = observers.handler_chain(group)
+        self.call = None if chain is call_handler else chain  # without middleware, the handler is called directly
         self.handled = 0  # messages whose handlers all ran to completion here
 
     def process(self, d: Delivery) -> Settlement:
@@ -150,7 +151,10 @@ class Pipeline:
                 continue  # done by an earlier attempt
             msg = Message(env, self.group, attempt, store, record)
             try:
-                self.call(fn, event, msg)
+                if self.call is None:
+                    fn(event, msg)
+                else:
+                    self.call(fn, event, msg)
                 if store is not None and not msg.recorded:
                     store.commit([MarkProcessed(self.group, record)])
             except AlreadyProcessed:
