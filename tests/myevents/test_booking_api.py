@@ -9,6 +9,7 @@ from myevents_support import Bus, as_organizer, as_user, known_to_booking, new_e
 
 import pubsubkit
 from myevents import contracts
+from myevents.ids import OBJECT_ID
 from myevents.runtime import Service
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
@@ -47,7 +48,7 @@ def test_book_list_and_cancel(events_client: testing.TestClient, booking_client:
     r = book(booking_client, ev["ID"], 3)
     assert r.status_code == 201
     booking = r.json
-    assert booking["ID"]
+    assert OBJECT_ID.fullmatch(booking["ID"])
     assert r.headers["location"] == f"/bookings/{booking['ID']}"
     assert {k: booking[k] for k in ("EventID", "UserID", "Seats", "Cancelled")} == {
         "EventID": ev["ID"],

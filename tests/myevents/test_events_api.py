@@ -8,6 +8,7 @@ from falcon import testing
 from myevents_support import Bus, new_event, new_location
 
 from myevents import contracts
+from myevents.ids import OBJECT_ID
 
 
 def test_create_location_returns_it_with_its_id_and_publishes_location_created(
@@ -24,7 +25,7 @@ def test_create_location_returns_it_with_its_id_and_publishes_location_created(
     r = events_client.simulate_post("/locations", json=body, headers={"X-Correlation-ID": "req-42"})
     assert r.status_code == 201
     loc = r.json
-    assert loc["ID"]
+    assert OBJECT_ID.fullmatch(loc["ID"]), "an id the original Go services accept"
     assert r.headers["location"] == f"/locations/{loc['ID']}"
     assert r.headers["x-correlation-id"] == "req-42"
     assert loc == {
@@ -69,7 +70,7 @@ def test_create_event_embeds_its_location_and_publishes_event_created(
 ) -> None:
     loc = new_location(events_client, 100)
     ev = new_event(events_client, loc["ID"], Duration=120)
-    assert ev["ID"]
+    assert OBJECT_ID.fullmatch(ev["ID"]), "the original booking service refuses another form of event id"
     assert ev["Location"] == loc
     assert {k: ev[k] for k in ("Name", "Duration", "StartDate", "EndDate", "Cancelled")} == {
         "Name": "Concert",

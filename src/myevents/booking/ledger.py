@@ -12,6 +12,7 @@ from myevents.booking.metrics import BookingMetrics
 from myevents.booking.models import BOOKINGS, EVENT_COPIES, LOCATION_COPIES, Booking, EventCopy, LocationCopy
 from myevents.contracts import BookingCancelled, EventBooked
 from myevents.errors import Conflict, NotFound
+from myevents.ids import object_id
 
 __all__ = ["Ledger"]
 
@@ -50,7 +51,7 @@ class Ledger:
 
     def book(self, event_id: str, seats: int, user_id: str, headers: Headers) -> Booking:
         self.event(event_id)
-        booking = Booking(pubsubkit.new_id(), event_id, user_id, seats, int(time.time()))
+        booking = Booking(object_id(), event_id, user_id, seats, int(time.time()))
         try:
             with self.store.unit_of_work() as uow:
                 uow.update(

@@ -12,6 +12,7 @@ from myevents import contracts
 from myevents.errors import Conflict, Invalid, NotFound
 from myevents.events.inputs import EventIn, EventPatch, HallIn, LocationIn, LocationPatch
 from myevents.events.models import EVENTS, LOCATIONS, Event, Hall, Location
+from myevents.ids import object_id
 
 __all__ = ["Catalog"]
 
@@ -95,7 +96,7 @@ class Catalog:
 
     def create_location(self, data: LocationIn, headers: Headers) -> Location:
         loc = Location(
-            id=data.id or pubsubkit.new_id(),
+            id=data.id or object_id(),
             name=data.name,
             address=data.address,
             country=data.country,
@@ -161,7 +162,7 @@ class Catalog:
     def create_event(self, data: EventIn, headers: Headers) -> tuple[Event, Location]:
         _check_dates(data.start_date, data.end_date)
         ev = Event(
-            id=data.id or pubsubkit.new_id(),
+            id=data.id or object_id(),
             name=data.name,
             location_id=data.location.id,
             start_date=data.start_date,
