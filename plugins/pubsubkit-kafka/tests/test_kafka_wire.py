@@ -18,7 +18,7 @@ import pubsubkit
 from pubsubkit.api import Broker, open_broker
 from pubsubkit.errors import ConfigError, FatalError
 from pubsubkit.retry import RetryPolicy
-from pubsubkit.testing import Collector, EventKit, unique_name, wait_until
+from pubsubkit.testing import Collector, EventKit, InboxEffects, unique_name, wait_until
 
 
 @pytest.fixture
@@ -189,3 +189,28 @@ def test_url_options() -> None:
             t.publish([pubsubkit.Envelope(id=pubsubkit.new_id(), name="x", payload=b"{}")])
         with pytest.raises(ConfigError, match=r"session\.timeout\.ms"):
             t.consumer("g", None)
+
+
+def test_identical_go_records_each_have_their_effect(
+    broker: Broker, kafka_bootstrap: str, topic: str, kit: EventKit
+) -> None:
+    """Two byte-identical Go-format records (two bookings of one user for one event) have two effects through
+    an inbox: an id-less record's id comes from its place in the log, never from its bytes."""
+    ping = kit.event_type()
+    broker.transport.consumer(kit.name("g0"), None).close()
+    producer = raw_producer(kafka_bootstrap)
+    value = orjson.dumps({"eventName": kit.name("ping"), "payload": {"n": 1, "note": "eventBooked"}})
+    for _ in range(2):
+        producer.produce(topic, value, b"event-1")
+    assert producer.flush(10) == 0
+    store = pubsubkit.open_store(f"memory://{kit.name('store')}")
+    effects = InboxEffects(store)
+    listener = broker.listener(kit.name("g"), poll_interval=0.05, store=store)
+    listener.add_handler(ping, effects)
+    listener.start()
+    try:
+        wait_until(lambda: effects.count >= 2, what="two effects of two identical records")
+    finally:
+        listener.close()
+        store.close()
+    assert effects.count == 2

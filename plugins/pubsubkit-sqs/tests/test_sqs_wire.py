@@ -14,7 +14,7 @@ from pubsubkit_sqs import SqsTransport
 
 import pubsubkit
 from pubsubkit.envelope import Envelope, new_id
-from pubsubkit.testing import Collector, unique_name, wait_until
+from pubsubkit.testing import Collector, InboxEffects, unique_name, wait_until
 from pubsubkit.transport import DeadLetter, Delivery
 
 
@@ -276,3 +276,30 @@ def test_an_answer_that_is_not_one_is_a_lost_connection(not_an_answer: str) -> N
             t.consumer("g", None)
     finally:
         t.close()
+
+
+def test_identical_go_messages_each_have_their_effect(url: str, sqs_client: Any) -> None:
+    """Two byte-identical Go-format messages have two effects through an inbox: each has its SQS MessageId."""
+    name = unique_name("eventBooked")
+    registry = pubsubkit.EventRegistry()
+    registry.register(EventCreated, name)
+    store = pubsubkit.open_store(f"memory://{unique_name('store')}")
+    effects = InboxEffects(store)
+    with pubsubkit.open_broker(url, codec=pubsubkit.Codec(registry)) as broker:
+        listener = broker.listener("booking", poll_interval=0.05, store=store)
+        listener.add_handler(EventCreated, effects)
+        listener.start()
+        assert listener.wait_ready(30)
+        queue = broker.transport.aws.group("booking").url
+        for _ in range(2):
+            sqs_client.send_message(
+                QueueUrl=queue,
+                MessageBody='{"id": "e1", "name": "Opera"}',
+                MessageAttributes={"event_name": {"DataType": "String", "StringValue": name}},
+            )
+        try:
+            wait_until(lambda: effects.count >= 2, what="two effects of two identical messages")
+        finally:
+            listener.close()
+    store.close()
+    assert effects.count == 2

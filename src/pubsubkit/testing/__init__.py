@@ -27,6 +27,7 @@ pytest.register_assert_rewrite(
 from pubsubkit.testing.helpers import (  # noqa: E402
     Collector,
     EventKit,
+    InboxEffects,
     ServerControl,
     Sizes,
     require_server,
@@ -39,6 +40,7 @@ from pubsubkit.testing.repository import RepositorySuite  # noqa: E402
 __all__ = [
     "Collector",
     "EventKit",
+    "InboxEffects",
     "MessagingSuite",
     "RepositorySuite",
     "ServerControl",

@@ -23,6 +23,7 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.events import EventRegistry
 from pubsubkit.listener import Message
 from pubsubkit.plugin import hookimpl
+from pubsubkit.store import Store
 from pubsubkit.transport import DeadLetter
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Collector",
     "EventKit",
     "HookRecorder",
+    "InboxEffects",
     "Received",
     "ServerControl",
     "Sizes",
@@ -225,6 +227,32 @@ class Received:
     @property
     def id(self) -> str:
         return self.envelope.id
+
+
+@attrs.define
+class _Tally:
+    id: str
+    n: int = 0
+
+
+class InboxEffects:
+    """A handler with one effect per message, written through the group's inbox (``msg.unit_of_work()``).
+
+    Each message it handles adds one to a counter in ``store`` in the same commit as its inbox record, so a
+    message the inbox has seen adds nothing: :attr:`count` is the number of effects, duplicates dropped.
+    """
+
+    def __init__(self, store: Store, name: str = "effects") -> None:
+        self.tallies = store.collection(name, _Tally)
+        self.tallies.insert(_Tally("all"))
+
+    def __call__(self, event: Any, msg: Message) -> None:
+        with msg.unit_of_work() as uow:
+            uow.update(self.tallies, "all", inc={"n": 1})
+
+    @property
+    def count(self) -> int:
+        return self.tallies.get("all").n
 
 
 class Collector:

@@ -57,7 +57,8 @@ OPTIONS: Mapping[str, str] = {
     "mandatory": "true (default): the broker returns a message no queue is bound for; false: drops it silently",
     "unroutable": "warn (default): a returned message is logged, the publish succeeds; fail: it raises Unroutable",
     "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
-    "missing_id": "hash (default) or fresh: the id of a message that has no message_id property",
+    "missing_id": "the id of a message without a message_id property: fresh (default, a new id per delivery) or"
+    " hash (derived from its name, headers and body)",
     "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
     "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
 }
@@ -82,7 +83,7 @@ class Settings:
     mandatory: bool = option(True, parse=boolean)
     unroutable: str = option("warn", parse=one_of("warn", "fail"))
     confirm_timeout: float = option(30.0, parse=real(0.001))
-    missing_id: str = option("hash", parse=one_of("hash", "fresh"))
+    missing_id: str = option("fresh", parse=one_of("fresh", "hash"))
     queue_expires: float | None = option(None, parse=optional(real(1.0)))
     single_active: bool = option(False, parse=boolean)
 

@@ -9,8 +9,9 @@
 
 A message without pubsubkit's headers (a Go MyEvents publisher's) still reads as an envelope: its name comes
 from ``x-event-name`` or the routing key, its time from the ``timestamp`` property or the time it was read, and
-its id, when ``message_id`` is missing, is derived from its name, headers and body (``missing_id=hash``: a
-redelivery gets the same id) or made new (``missing_id=fresh``).
+its id, when ``message_id`` is missing, is made new for each delivery (``missing_id=fresh``, the default: two
+byte-identical messages are two messages) or derived from its name, headers and body (``missing_id=hash``:
+a redelivery gets the same id, and so does an identical message).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _derived_id(name: str, headers: Mapping[str, Any], body: bytes) -> str:
     return str(uuid.uuid5(_ID_NAMESPACE, digest.hexdigest()))
 
 
-def envelope_of(routing_key: str, props: pika.BasicProperties, body: bytes, missing_id: str = "hash") -> Envelope:
+def envelope_of(routing_key: str, props: pika.BasicProperties, body: bytes, missing_id: str = "fresh") -> Envelope:
     """The envelope an AMQP message carries; ValueError when it cannot carry one (a poison message)."""
     raw_headers: Mapping[str, Any] = props.headers or {}
     name = _text(raw_headers.get(EVENT_NAME)) or routing_key
