@@ -29,7 +29,7 @@ from pubsubkit.codec import Codec
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.handlers import E, Handler, HandlerTable
 from pubsubkit.message import Message
-from pubsubkit.pipeline import Pipeline, Settle, Settlement
+from pubsubkit.pipeline import RELEASE, Pipeline, Settle, Settlement
 from pubsubkit.plugin.observers import NO_OBSERVERS, Observers, Outcome
 from pubsubkit.retry import Backoff, Retrier, RetryPolicy, retry_call
 from pubsubkit.store import Store
@@ -323,6 +323,9 @@ class Listener:
         if releases:
             self._with_reconnect(lambda: consumer.release(releases))
 
+    def _settle_failed(self, exc: BaseException) -> None:
+        log.warning("listener %s: settling failed (%s); retrying", self.group, exc)
+
     def _released(self, d: Delivery) -> None:
         """Tell the observers a delivery goes back unfinished (it settles the in-flight gauge too)."""
         if d.envelope is not None:
@@ -330,12 +333,10 @@ class Listener:
 
     def _with_reconnect(self, fn: Callable[[], None]) -> None:
         """Settle even across a short broker outage; if the broker stays away the delivery comes back later."""
-
-        def retrying(exc: BaseException) -> None:
-            log.warning("listener %s: settling failed (%s); retrying", self.group, exc)
-
         try:
-            retry_call(fn, stop=self._quit, backoff=_SETTLE_BACKOFF, attempts=_SETTLE_ATTEMPTS, on_retry=retrying)
+            retry_call(
+                fn, stop=self._quit, backoff=_SETTLE_BACKOFF, attempts=_SETTLE_ATTEMPTS, on_retry=self._settle_failed
+            )
         except ConnectionLost:
             log.error("listener %s: gave up settling; the broker will redeliver", self.group)
 
@@ -353,7 +354,7 @@ class Listener:
                     settlement = self._pipeline.process(work.delivery)
                 except BaseException as exc:  # a bug here must not lose the message: give it back
                     log.exception("listener %s: internal error", self.group)
-                    settlement = Settlement(Settle.RELEASE)
+                    settlement = RELEASE
                     if not isinstance(exc, Exception):
                         raise
                 self._results.put((work, settlement))

@@ -29,7 +29,7 @@ from pubsubkit.retry import RetryPolicy
 from pubsubkit.store import MarkProcessed, Store
 from pubsubkit.transport import DeadLetter, Delivery
 
-__all__ = ["Pipeline", "Settle", "Settlement"]
+__all__ = ["ACK", "RELEASE", "Pipeline", "Settle", "Settlement"]
 
 log = logging.getLogger("pubsubkit.listener")
 

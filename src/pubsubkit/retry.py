@@ -45,9 +45,13 @@ class Backoff:
         if self.jitter > 1:
             raise ConfigError(f"Backoff.jitter must be within 0..1, got {self.jitter}")
 
+    def base(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (from 1), before jitter."""
+        return float(min(self.max_delay, self.initial * self.multiplier ** max(0, attempt - 1)))
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (from 1) before the next one."""
-        base = min(self.max_delay, self.initial * self.multiplier ** max(0, attempt - 1))
+        base = self.base(attempt)
         if self.jitter:
             base *= random.uniform(1 - self.jitter, 1 + self.jitter)
         return float(max(0.0, min(base, self.max_delay)))
@@ -76,7 +80,7 @@ class Retrier:
     @property
     def next_delay(self) -> float:
         """The wait after the next failure, without jitter (for log messages)."""
-        return min(self.backoff.max_delay, self.backoff.initial * self.backoff.multiplier**self.failures)
+        return self.backoff.base(self.failures + 1)
 
     def reset(self) -> None:
         """Start again from the first delay (after a success)."""
@@ -100,11 +104,13 @@ def retry_call(
     next try would start after ``deadline`` (a :func:`time.monotonic` time) or after ``attempts`` tries.
     ``on_retry`` is told of each error that is retried.
     """
-    retrier = Retrier(backoff, stop, deadline)
+    retrier: Retrier | None = None  # made at the first failure: the usual call succeeds at once
     while True:
         try:
             return fn()
         except retry_on as exc:
+            if retrier is None:
+                retrier = Retrier(backoff, stop, deadline)
             if retryable is not None and not retryable(exc):
                 raise
             if attempts is not None and retrier.failures + 1 >= attempts:
