@@ -2,9 +2,10 @@
 
 Events go to a durable topic exchange (``events`` by default) with the event name as routing key, as
 persistent messages confirmed by the broker (publisher confirms, pipelined). Each consumer group has a
-durable queue ``<exchange>.<group>`` (a quorum queue by default) bound to the names its listener handles,
-and a dead-letter queue ``<exchange>.<group>.dlq`` fed through the exchange ``<exchange>.dlx``. The wire format
-is the Go MyEvents one: routing key and header ``x-event-name`` = event name, JSON body.
+durable queue ``<exchange>.<group>`` (a quorum queue by default; ``queue.<group>`` and ``queue_type.<group>``
+choose another) bound to the names its listener handles, and a dead-letter queue ``<exchange>.<group>.dlq`` fed
+through the exchange ``<exchange>.dlx``; ``share.<group>`` takes some names from another application's queue.
+The wire format is the Go MyEvents one: routing key and header ``x-event-name`` = event name, JSON body.
 
 pika is imported when an ``amqp://`` broker is opened (or :class:`RabbitTransport` or :class:`RabbitConsumer` is
 first named), not when pubsubkit loads the plugin.
@@ -18,13 +19,22 @@ from typing import TYPE_CHECKING, Any
 import pubsubkit
 from pubsubkit.lazy import lazy_attributes
 from pubsubkit.plugin import BrokerSpec
-from pubsubkit_rabbitmq._options import CAPABILITIES, OPTIONS, Settings, Unroutable
+from pubsubkit_rabbitmq._options import CAPABILITIES, GROUP_OPTIONS, OPTIONS, QueueMismatch, Settings, Unroutable
 
 if TYPE_CHECKING:
     from pubsubkit_rabbitmq._consumer import RabbitConsumer
     from pubsubkit_rabbitmq._transport import RabbitTransport
 
-__all__ = ["CAPABILITIES", "OPTIONS", "RabbitConsumer", "RabbitTransport", "Settings", "Unroutable"]
+__all__ = [
+    "CAPABILITIES",
+    "GROUP_OPTIONS",
+    "OPTIONS",
+    "QueueMismatch",
+    "RabbitConsumer",
+    "RabbitTransport",
+    "Settings",
+    "Unroutable",
+]
 
 #: The names whose modules import pika, and those modules.
 _LAZY = {"RabbitConsumer": "pubsubkit_rabbitmq._consumer", "RabbitTransport": "pubsubkit_rabbitmq._transport"}

@@ -21,15 +21,16 @@ import pika
 import pika.exceptions
 
 from pubsubkit.envelope import new_id
-from pubsubkit.errors import Closed, ConnectionLost, PubsubkitError
+from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_rabbitmq import _wire
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import Settings
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
+from pubsubkit_rabbitmq._topology import declare_group
 
-__all__ = ["RabbitConsumer", "declare_group"]
+__all__ = ["RabbitConsumer"]
 
 log = logging.getLogger("pubsubkit.rabbitmq")
 
@@ -44,21 +45,6 @@ class Token:
     properties: pika.BasicProperties
     body: bytes
     redelivered: bool = False
-
-
-def declare_group(channel: Any, settings: Settings, group: str, names: Collection[str] | None) -> str:
-    """Declare the exchanges, ``group``'s queue (bound to ``names``, or ``#``) and its dead-letter queue."""
-    s = settings
-    channel.exchange_declare(s.exchange, exchange_type="topic", durable=True)
-    channel.exchange_declare(s.dead_letter_exchange, exchange_type="direct", durable=True)
-    queue = s.queue(group)
-    channel.queue_declare(queue, durable=True, arguments=s.queue_arguments(group))
-    for key in sorted(names) if names is not None else ["#"]:
-        channel.queue_bind(queue, s.exchange, routing_key=key)
-    dead = s.dead_letter_queue(group)
-    channel.queue_declare(dead, durable=True, arguments=s.dead_letter_queue_arguments())
-    channel.queue_bind(dead, s.dead_letter_exchange, routing_key=group)
-    return queue
 
 
 class RabbitConsumer(Consumer):
@@ -83,7 +69,7 @@ class RabbitConsumer(Consumer):
         conn = connect(self.settings)
         try:
             channel = conn.channel()
-            queue = declare_group(channel, self.settings, self.group, self.names)
+            bindings = declare_group(channel, self.settings, self.group, self.names)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
             self._generation += 1
             generation = self._generation
@@ -93,10 +79,14 @@ class RabbitConsumer(Consumer):
                     Token(generation, method.delivery_tag, method.routing_key, props, body, bool(method.redelivered))
                 )
 
-            channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
-        except DRIVER_ERRORS as exc:
+            for queue in bindings.queues:  # one channel: its delivery tags count across the queues
+                channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
+        except (*DRIVER_ERRORS, ConfigError) as exc:
             with contextlib.suppress(*DRIVER_ERRORS):
-                conn.close()
+                if conn.is_open:
+                    conn.close()
+            if isinstance(exc, ConfigError):
+                raise
             raise translate(self.settings, exc, f"joining group {self.group}") from exc
         self._conn, self._channel = conn, channel
 

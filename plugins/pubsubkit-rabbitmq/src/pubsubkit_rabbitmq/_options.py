@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
@@ -21,7 +21,18 @@ from pubsubkit.transport import BrokerCapabilities
 if TYPE_CHECKING:
     import pika
 
-__all__ = ["CAPABILITIES", "DEFAULT_HEARTBEAT", "OPTIONS", "Settings", "Unroutable", "parse"]
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_HEARTBEAT",
+    "GROUP_OPTIONS",
+    "OPTIONS",
+    "GroupSettings",
+    "QueueMismatch",
+    "Settings",
+    "Share",
+    "Unroutable",
+    "parse",
+]
 
 CAPABILITIES = BrokerCapabilities(
     ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
@@ -43,6 +54,11 @@ class Unroutable(PublishError):
     retryable = False
 
 
+class QueueMismatch(ConfigError):
+    """A queue of a group exists with other arguments than the group declares it with: the message names the
+    queue, the argument and the option that fixes it. Nothing was changed."""
+
+
 #: Seconds of pika's heartbeat unless the URL gives ``heartbeat`` (RabbitMQ advises 5 to 20): a broker that stops
 #: answering (hung, or the network stalled) is noticed within two such intervals plus 10 s and the connection
 #: given up. Left to the broker, RabbitMQ proposes 60 s: a stall went unnoticed for up to 130 s, and a consumer
@@ -62,6 +78,34 @@ OPTIONS: Mapping[str, str] = {
     "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
     "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
 }
+
+#: Options of one consumer group, given as ``<option>.<group>`` (``queue.booking=booking``).
+GROUP_OPTIONS: Mapping[str, str] = {
+    "queue": "the name of the group's queue (default <exchange>.<group>)",
+    "queue_type": "quorum or classic: the type of the group's queue (default: the queue_type option)",
+    "share": "<queue>:<name>,<name>...: the group takes these names from <queue>, a classic durable queue"
+    " without arguments (as other AMQP applications declare theirs), in competition with that queue's other"
+    " consumers; its other names stay on its own queue",
+}
+
+_QUEUE_TYPE = one_of("quorum", "classic")
+
+
+@attrs.frozen
+class Share:
+    """A queue another application declares too, and the names a group takes from it."""
+
+    queue: str
+    names: frozenset[str]
+
+
+@attrs.frozen
+class GroupSettings:
+    """The options of one consumer group (``None``: the broker-wide default)."""
+
+    queue: str | None = None
+    queue_type: str | None = None
+    share: Share | None = None
 
 
 def _exchange(backend: str, name: str, value: Any) -> str:
@@ -86,26 +130,42 @@ class Settings:
     missing_id: str = option("fresh", parse=one_of("fresh", "hash"))
     queue_expires: float | None = option(None, parse=optional(real(1.0)))
     single_active: bool = option(False, parse=boolean)
+    groups: Mapping[str, GroupSettings] = attrs.field(factory=dict)
 
     @property
     def dead_letter_exchange(self) -> str:
         return f"{self.exchange}.dlx"
 
+    def group(self, group: str) -> GroupSettings:
+        """The options given for ``group`` (:data:`GROUP_OPTIONS`)."""
+        return self.groups.get(group) or GroupSettings()
+
     def queue(self, group: str) -> str:
-        """The queue of consumer ``group``."""
-        return f"{self.exchange}.{group}"
+        """The queue of consumer ``group``: ``queue.<group>``, or ``<exchange>.<group>``."""
+        return self.group(group).queue or f"{self.exchange}.{group}"
+
+    def queue_type_of(self, group: str) -> str:
+        """The type of ``group``'s queue: ``queue_type.<group>``, or ``queue_type``."""
+        return self.group(group).queue_type or self.queue_type
 
     def dead_letter_queue(self, group: str) -> str:
         """The queue the dead letters of ``group`` are kept in."""
         return f"{self.exchange}.{group}.dlq"
 
-    def queue_arguments(self, group: str) -> dict[str, Any]:
-        """Arguments of the queue of ``group``: its type and where the broker itself dead-letters to."""
-        args = {
-            **self.dead_letter_queue_arguments(),
-            "x-dead-letter-exchange": self.dead_letter_exchange,
-            "x-dead-letter-routing-key": group,
-        }
+    def queue_arguments(self, group: str, queue_type: str | None = None) -> dict[str, Any]:
+        """Arguments of the queue of ``group``: its type and, for a quorum queue, where the broker dead-letters to.
+
+        A quorum queue dead-letters a message by itself once its delivery limit is reached; a classic queue never
+        does (the consumer moves a dead letter itself), so it carries no dead-letter arguments and is declared
+        like the classic queue any AMQP client declares.
+        """
+        queue_type = queue_type or self.queue_type_of(group)
+        args: dict[str, Any] = {"x-queue-type": queue_type}
+        if queue_type == "quorum":
+            args["x-dead-letter-exchange"] = self.dead_letter_exchange
+            args["x-dead-letter-routing-key"] = group
+        if self.queue_expires is not None:
+            args["x-expires"] = int(self.queue_expires * 1000)
         if self.single_active:
             args["x-single-active-consumer"] = True
         return args
@@ -118,22 +178,69 @@ class Settings:
         return args
 
 
+def _share(group: str, value: Any) -> Share:
+    queue, sep, names = str(value).partition(":")
+    listed = frozenset(n.strip() for n in names.split(",") if n.strip())
+    if not sep or not queue.strip() or not listed:
+        raise ConfigError(
+            f"rabbitmq option share.{group}={value!r}: use <queue>:<name>[,<name>...], e.g."
+            f" share.{group}=booking:eventCreated"
+        )
+    return Share(queue.strip(), listed)
+
+
+def _group_options(query: str, options: Mapping[str, Any]) -> tuple[str, dict[str, Any], dict[str, GroupSettings]]:
+    """Take the ``<option>.<group>`` options out of ``query`` and ``options`` (a keyword wins)."""
+    given: dict[str, dict[str, Any]] = {}
+    rest_query: list[tuple[str, str]] = []
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        name, dot, group = key.partition(".")
+        if dot and name in GROUP_OPTIONS:
+            given.setdefault(group, {})[name] = value
+        else:
+            rest_query.append((key, value))
+    rest_options: dict[str, Any] = {}
+    for key, value in options.items():
+        name, dot, group = key.partition(".")
+        if dot and name in GROUP_OPTIONS:
+            given.setdefault(group, {})[name] = value
+        else:
+            rest_options[key] = value
+    groups: dict[str, GroupSettings] = {}
+    for group, values in given.items():
+        if not group:
+            raise ConfigError(f"rabbitmq options {', '.join(sorted(values))}: name the group, as in queue.booking=")
+        queue = values.get("queue")
+        if queue is not None and not str(queue).strip():
+            raise ConfigError(f"rabbitmq option queue.{group}='': give the name of the group's queue")
+        queue_type = values.get("queue_type")
+        groups[group] = GroupSettings(
+            queue=None if queue is None else str(queue).strip(),
+            queue_type=None if queue_type is None else _QUEUE_TYPE("rabbitmq", f"queue_type.{group}", queue_type),
+            share=None if "share" not in values else _share(group, values["share"]),
+        )
+    return urlencode(rest_query), rest_options, groups
+
+
 def parse(url: str, options: Mapping[str, Any]) -> Settings:
     """Split ``url`` into pika's parameters and pubsubkit's options; raise ConfigError naming a wrong one.
 
-    A query parameter that is not one of :data:`OPTIONS` is pika's; a keyword option must be one of them.
+    A query parameter that is not one of :data:`OPTIONS` or :data:`GROUP_OPTIONS` (``<option>.<group>``) is
+    pika's; a keyword option must be one of them.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("amqp", "amqps"):
         raise ConfigError(f"{redact(url)}: not an amqp:// or amqps:// URL")
+    query, options, groups = _group_options(parts.query, options)
     split = split_options(
         "rabbitmq",
         OPTIONS,
-        parts.query,
+        query,
         options,
         passthrough=lambda name: True,
         keyword_passthrough=False,
-        driver="a pika URL parameter in the query",
+        driver="an option of one group (queue.<group>, queue_type.<group>, share.<group>), or a pika URL parameter"
+        " in the query",
     )
     pika_url = urlunsplit(parts._replace(query=urlencode(split.query_rest)))
     import pika  # here, not at the top: loading the plugin must not load the driver
@@ -146,4 +253,4 @@ def parse(url: str, options: Mapping[str, Any]) -> Settings:
         ) from None
     if "heartbeat" not in dict(split.query_rest):
         params.heartbeat = DEFAULT_HEARTBEAT
-    return build_options("rabbitmq", Settings, split.ours, {"url": url, "params": params})
+    return build_options("rabbitmq", Settings, split.ours, {"url": url, "params": params, "groups": groups})
