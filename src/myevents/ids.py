@@ -19,10 +19,24 @@ import threading
 import time
 from typing import Final
 
-__all__ = ["OBJECT_ID", "object_id"]
+__all__ = ["ID_CHARACTERS", "MAX_ID_LENGTH", "OBJECT_ID", "is_entity_id", "object_id"]
 
 #: The form of an ObjectId's hex string.
 OBJECT_ID: Final = re.compile(r"[0-9a-f]{24}")
+
+#: What an entity id may be made of, and how long it may be: the ids made here and the ids a client chooses.
+ID_CHARACTERS: Final = re.compile(r"[A-Za-z0-9_-]+")
+MAX_ID_LENGTH: Final = 64
+
+
+def is_entity_id(value: str) -> bool:
+    """Whether ``value`` can be the id of an event, a location or a booking.
+
+    >>> is_entity_id("656f1c2e9b1e8a0012345678"), is_entity_id("\ufffd(\ufffd+"), is_entity_id("")
+    (True, False, False)
+    """
+    return len(value) <= MAX_ID_LENGTH and ID_CHARACTERS.fullmatch(value) is not None
+
 
 _lock = threading.Lock()
 _pid = -1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from falcon import testing
 from myevents_support import Bus, as_organizer, as_user, known_to_booking, new_event, new_location, wait_for
 
@@ -182,6 +183,21 @@ def test_an_event_heard_before_its_location_waits_for_it(booking_client: testing
     bus.emit(contracts.LocationCreated("l1", "Late", "", "", [contracts.Hall("h", "", 7)]), key="l1")
     known_to_booking(booking_client, "e1", Capacity=7, SeatsLeft=7)
     assert book(booking_client, "e1", 7).status_code == 201
+
+
+@pytest.mark.parametrize("location_id", ["\x14\ufffd\x0b\t\ufffd\x15e}\ufffd\x10\ufffd:", ""])
+def test_an_event_whose_location_can_never_be_heard_is_booked_without_a_limit(
+    booking_client: testing.TestClient, bus: Bus, location_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The original Go event service sends its location's ObjectId bytes as characters (or nothing): no location
+    will ever have that id, so the event is booked as the original booking service books, without a limit."""
+    bus.emit(contracts.EventCreated("e1", "From Go", location_id, T0, T0), key="e1")
+    copy = known_to_booking(booking_client, "e1", Capacity=None, SeatsLeft=None)
+    assert copy["LocationID"] == location_id
+    assert "is booked without a capacity limit" in caplog.text
+    for _ in range(3):
+        assert book(booking_client, "e1", 10_000).status_code == 201
+    assert known_to_booking(booking_client, "e1", Capacity=None)["SeatsLeft"] is None
 
 
 def test_a_redelivered_message_has_one_effect(booking_client: testing.TestClient, bus: Bus) -> None:

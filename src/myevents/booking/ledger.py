@@ -50,16 +50,18 @@ class Ledger:
         return self.bookings.iter(user_id=user_id)
 
     def book(self, event_id: str, seats: int, user_id: str, headers: Headers) -> Booking:
-        self.event(event_id)
+        ev = self.event(event_id)
         booking = Booking(object_id(), event_id, user_id, seats, int(time.time()))
+        # An unlimited event (its location can never be heard of) only counts; any other keeps seats_left >= 0.
+        limit = {} if ev.unlimited else {"at_least": {"seats_left": 0}}
         try:
             with self.store.unit_of_work() as uow:
                 uow.update(
                     self.events,
                     event_id,
                     inc={"seats_left": -seats, "booked": seats},
-                    at_least={"seats_left": 0},
                     expect={"cancelled": False, "capacity_known": True},
+                    **limit,
                 )
                 uow.insert(self.bookings, booking)
                 uow.emit(EventBooked(event_id, user_id, booking.id, seats), key=event_id, headers=headers)

@@ -32,7 +32,9 @@ class EventCopy:
     """An event as the booking service knows it.
 
     ``seats_left`` is ``capacity - booked`` and is what a booking decrements (never below 0). Until the event's
-    location has been heard of, ``capacity_known`` is false and the event cannot be booked.
+    location has been heard of, ``capacity_known`` is false and the event cannot be booked. ``unlimited``: the
+    event names a location that can never be heard of (the original Go event service sends a location's id as
+    raw bytes), so it is booked without a limit, as the original booking service books every event.
     """
 
     id: str
@@ -46,6 +48,7 @@ class EventCopy:
     seats_left: int = 0
     booked: int = 0
     cancelled: bool = False
+    unlimited: bool = False
 
 
 @attrs.frozen

@@ -45,8 +45,16 @@ _EVENT = closed(
             "StartDate": {"type": "integer"},
             "EndDate": {"type": "integer"},
             "Duration": {"type": "integer"},
-            "Capacity": {"type": ["integer", "null"], "description": "null until the location is known"},
-            "SeatsLeft": {"type": "integer", "minimum": 0},
+            "Capacity": {
+                "type": ["integer", "null"],
+                "description": "null until the location is known, and for an event without a capacity limit",
+            },
+            "SeatsLeft": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "null for an event without a capacity limit: one whose location can never be known"
+                " (the original Go event service sends a location id as raw bytes)",
+            },
             "Cancelled": {"type": "boolean"},
         },
     }

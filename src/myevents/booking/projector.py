@@ -20,6 +20,7 @@ from myevents import contracts, logs
 from myevents.booking.ledger import Ledger
 from myevents.booking.models import EventCopy, LocationCopy
 from myevents.errors import DomainError
+from myevents.ids import is_entity_id
 
 __all__ = ["GROUP", "Projector"]
 
@@ -72,6 +73,7 @@ class Projector:
         with msg.unit_of_work() as uow:
             if current is None:
                 capacity = location.capacity if location is not None else 0
+                unlimited = location is None and not is_entity_id(ev.location_id)
                 copy = EventCopy(
                     id=ev.id,
                     name=ev.name,
@@ -80,8 +82,9 @@ class Projector:
                     end_date=_unix(ev.end_date),
                     duration=ev.duration,
                     capacity=capacity,
-                    capacity_known=location is not None,
+                    capacity_known=location is not None or unlimited,
                     seats_left=capacity,
+                    unlimited=unlimited,
                 )
                 uow.insert(self.events, copy)
             else:
@@ -92,7 +95,14 @@ class Projector:
                     "duration": ev.duration,
                 }
                 uow.update(self.events, ev.id, set=changes)
-        if current is None and location is None:
+        if current is None and location is None and not is_entity_id(ev.location_id):
+            log.warning(
+                "event %s names no location that can be heard of (location_id %r is not an id: the original Go"
+                " event service sends raw bytes); it is booked without a capacity limit",
+                ev.id,
+                ev.location_id,
+            )
+        elif current is None and location is None:
             log.info("event %s arrived before its location %s", ev.id, ev.location_id)
             self.sync_capacity(ev.id)
 

@@ -53,8 +53,8 @@ def event_json(ev: EventCopy) -> dict[str, Any]:
         "StartDate": ev.start_date,
         "EndDate": ev.end_date,
         "Duration": ev.duration,
-        "Capacity": ev.capacity if ev.capacity_known else None,
-        "SeatsLeft": max(ev.seats_left, 0),
+        "Capacity": ev.capacity if ev.capacity_known and not ev.unlimited else None,
+        "SeatsLeft": None if ev.unlimited else max(ev.seats_left, 0),
         "Cancelled": ev.cancelled,
     }
 

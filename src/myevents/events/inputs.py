@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 import attrs
 
+from myevents.ids import ID_CHARACTERS, MAX_ID_LENGTH
 from myevents.web.decoding import Ignored, Int, Obj, ReadOnly, Seq, Text, spec
 
 __all__ = ["EventIn", "EventPatch", "HallIn", "LocationIn", "LocationPatch"]
 
-ID: Final = Text(max_length=64, pattern=re.compile(r"[A-Za-z0-9_-]+"), pattern_hint="letters, digits, _ and -")
+ID: Final = Text(max_length=MAX_ID_LENGTH, pattern=ID_CHARACTERS, pattern_hint="letters, digits, _ and -")
 UNIX_TIME: Final = Int(0, 253_402_300_799)  # up to 9999-12-31
 MINUTES: Final = Int(0, 10 * 366 * 24 * 60)
 HOUR: Final = Int(0, 24)
