@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pluggy
@@ -12,6 +13,7 @@ from pubsubkit.listener import Listener
 from pubsubkit.outbox import OutboxRelay
 from pubsubkit.plugin.manager import Backends, get_plugin_manager
 from pubsubkit.plugin.observers import Observers
+from pubsubkit.retry import RetryPolicy
 from pubsubkit.store import Store
 from pubsubkit.transport import BrokerCapabilities, Transport
 from pubsubkit.urls import redact
@@ -45,17 +47,62 @@ class Broker:
     def capabilities(self) -> BrokerCapabilities:
         return self.transport.capabilities
 
-    def emitter(self, **options: Any) -> Emitter:
-        """An :class:`~pubsubkit.emitter.Emitter`; options: ``retry_for``, ``headers``."""
-        return Emitter(self.transport, self.codec, Observers(self.pm), **options)
+    def emitter(self, *, retry_for: float = 10.0, headers: Mapping[str, str] | None = None) -> Emitter:
+        """An :class:`~pubsubkit.emitter.Emitter` publishing through this broker.
 
-    def listener(self, group: str, **options: Any) -> Listener:
-        """A :class:`~pubsubkit.listener.Listener` for ``group``; options as the Listener's."""
-        return Listener(self.transport, group, self.codec, Observers(self.pm), **options)
+        :param retry_for: seconds within which a failed publish is retried before the error is raised.
+        :param headers: headers added to every event it emits.
+        """
+        return Emitter(self.transport, self.codec, Observers(self.pm), retry_for=retry_for, headers=headers)
 
-    def relay(self, store: Store, **options: Any) -> OutboxRelay:
-        """An outbox relay publishing ``store``'s outbox through this broker."""
-        return OutboxRelay(store, self.emitter(), Observers(self.pm), **options)
+    def listener(
+        self,
+        group: str,
+        *,
+        store: Store | None = None,
+        retry: RetryPolicy | None = None,
+        max_in_flight: int = 100,
+        concurrency: int = 4,
+        drain_timeout: float = 30.0,
+        poll_interval: float = 0.5,
+        batch_size: int = 100,
+    ) -> Listener:
+        """A :class:`~pubsubkit.listener.Listener` of consumer ``group`` on this broker.
+
+        :param store: enables the inbox (a message delivered twice has one effect) and ``msg.unit_of_work()``.
+        :param retry: attempts and backoff per message (default :class:`~pubsubkit.retry.RetryPolicy`).
+        :param max_in_flight: messages received but not yet settled, at most.
+        :param concurrency: worker lanes; the messages of one key always use the same lane.
+        :param drain_timeout: on stop, how long running handlers may take before their messages are released.
+        :param poll_interval: seconds one receive waits at most before the loop looks at stop again.
+        :param batch_size: messages asked of the broker in one receive, at most.
+        """
+        return Listener(
+            self.transport,
+            group,
+            self.codec,
+            Observers(self.pm),
+            store=store,
+            retry=retry,
+            max_in_flight=max_in_flight,
+            concurrency=concurrency,
+            drain_timeout=drain_timeout,
+            poll_interval=poll_interval,
+            batch_size=batch_size,
+        )
+
+    def relay(
+        self, store: Store, *, batch_size: int = 500, poll_interval: float = 0.2, lease: float = 10.0
+    ) -> OutboxRelay:
+        """An :class:`~pubsubkit.outbox.OutboxRelay` publishing ``store``'s outbox through this broker.
+
+        :param batch_size: outbox entries published in one round, at most.
+        :param poll_interval: seconds between looks at an empty outbox.
+        :param lease: seconds one relay holds the outbox; another takes over when a holder stops renewing it.
+        """
+        return OutboxRelay(
+            store, self.emitter(), Observers(self.pm), batch_size=batch_size, poll_interval=poll_interval, lease=lease
+        )
 
     def ping(self) -> None:
         self.transport.ping()

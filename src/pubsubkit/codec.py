@@ -92,6 +92,8 @@ class Codec:
         The one place envelopes are made (the emitter and the unit of work both call it): without a
         correlation id in ``headers``, the event starts a conversation and is its own correlation id.
         """
+        check_key(key)
+        check_headers(headers)
         name, payload, version = self.encode(event)
         hdrs = dict(headers) if headers else {}
         if version != 1:
@@ -125,6 +127,31 @@ class Codec:
             return self.converter.structure(data, cls)
         except (ClassValidationError, ValueError, TypeError, KeyError) as exc:
             raise DecodeError(f"{what or cls.__qualname__}: {_describe(exc)}") from exc
+
+
+def check_key(key: object) -> None:
+    """A message key is a string (or None): raise TypeError naming the fix otherwise.
+
+    >>> check_key(42)
+    Traceback (most recent call last):
+    ...
+    TypeError: a message key must be a str or None, not int (42): pass key=str(...)
+    """
+    if key is not None and not isinstance(key, str):
+        raise TypeError(f"a message key must be a str or None, not {type(key).__name__} ({key!r}): pass key=str(...)")
+
+
+def check_headers(headers: object) -> None:
+    """Headers are a mapping of strings to strings: raise TypeError naming the first that is not."""
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping of str to str, not {type(headers).__name__}")
+    for k, v in headers.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(
+                f"header {k!r}: {v!r}: headers must map str to str ({type(k).__name__} to {type(v).__name__} given)"
+            )
 
 
 def _describe(exc: BaseException) -> str:

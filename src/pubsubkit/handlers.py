@@ -2,18 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from pubsubkit.errors import ConfigError
 from pubsubkit.events import EventRegistry, UnknownEvent
 from pubsubkit.message import Message
 
-__all__ = ["E", "Handler", "HandlerTable", "TypedHandler"]
+__all__ = ["E", "Handler", "HandlerTable", "TypedHandler", "check_handler"]
 
 E = TypeVar("E")
 #: A handler: called with the decoded event and its :class:`~pubsubkit.message.Message`.
 Handler = Callable[[Any, Message], object]
 TypedHandler = Callable[[E, Message], object]
+
+
+def check_handler(fn: object) -> None:
+    """``fn`` can be called as ``fn(event, msg)``: raise TypeError naming the handler and the fix otherwise.
+
+    >>> check_handler(lambda event: None)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    TypeError: handler <lambda> cannot be called as fn(event, msg): too many positional arguments; define it as ...
+    """
+    if not callable(fn):
+        raise TypeError(f"a handler must be callable, not {type(fn).__name__}: pass a function fn(event, msg)")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or extension without a signature: trust it
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as exc:
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        raise TypeError(
+            f"handler {name} cannot be called as fn(event, msg): {exc}; define it as def {name}(event, msg)"
+        ) from None
 
 
 class HandlerTable:
@@ -26,11 +51,26 @@ class HandlerTable:
         self._fallback: list[Handler] = []
 
     def add(self, event_type: type[Any] | str, fn: Handler) -> None:
-        """Run ``fn`` for ``event_type`` (a registered event class, a wire name, or ``UnknownEvent``)."""
+        """Run ``fn`` for ``event_type`` (a registered event class, a wire name, or ``UnknownEvent``).
+
+        Checked here, in the caller: ``event_type`` must be one of those (ConfigError) and ``fn`` a callable
+        that takes ``(event, msg)`` (TypeError), so that a mistake is not found message by message.
+        """
+        check_handler(fn)
         if event_type is UnknownEvent:
             self._fallback.append(fn)
             return
-        name = event_type if isinstance(event_type, str) else self.registry.name_of(event_type)
+        if isinstance(event_type, str):
+            if not event_type:
+                raise ConfigError("an event name must not be empty")
+            name = event_type
+        elif isinstance(event_type, type):
+            name = self.registry.name_of(event_type)  # ConfigError naming the decorator when not registered
+        else:
+            raise TypeError(
+                f"{event_type!r} is not an event type: pass a class decorated with @pubsubkit.event(...), a wire"
+                " name (str) or UnknownEvent"
+            )
         self._by_name.setdefault(name, []).append(fn)
 
     def decorator(self, *event_types: type[Any]) -> Callable[[TypedHandler[E]], TypedHandler[E]]:

@@ -56,13 +56,46 @@ class _Work:
     started: float
 
 
-class Listener:
-    """Runs handlers for the messages of one consumer group.
+def _check_arguments(
+    group: object,
+    store: object,
+    retry: object,
+    max_in_flight: int,
+    concurrency: int,
+    drain_timeout: float,
+    poll_interval: float,
+    batch_size: int,
+) -> None:
+    """The checks of :class:`Listener`'s arguments, each error naming the argument and the fix."""
+    if not isinstance(group, str) or not group:
+        raise ConfigError(f"a listener needs a consumer group name (a non-empty str), not {group!r}")
+    if store is not None and not isinstance(store, Store):
+        hint = f" (open it with pubsubkit.open_store({store!r}))" if isinstance(store, str) else ""
+        raise TypeError(f"store= takes a pubsubkit Store or None, not {type(store).__name__}{hint}")
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry= takes a pubsubkit.RetryPolicy, not {type(retry).__name__}")
+    for name, value, least in (
+        ("max_in_flight", max_in_flight, 1),
+        ("concurrency", concurrency, 1),
+        ("batch_size", batch_size, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise ConfigError(f"listener option {name}={value!r}: a whole number of at least {least}")
+    for name, number, positive in (("poll_interval", poll_interval, True), ("drain_timeout", drain_timeout, False)):
+        if not isinstance(number, int | float) or isinstance(number, bool) or number < 0 or (positive and number == 0):
+            bound = "above 0" if positive else "0 or more"
+            raise ConfigError(f"listener option {name}={number!r}: a number of seconds {bound}")
 
-    >>> listener = broker.listener("booking", store=store)
-    >>> @listener.on(EventCreated)
-    ... def project(event, msg): ...
-    >>> listener.run(handle_signals=True)  # until SIGTERM / SIGINT / stop(), then drains
+
+class Listener:
+    """Runs handlers for the messages of one consumer group::
+
+        listener = broker.listener("booking", store=store)
+
+        @listener.on(EventCreated)
+        def project(event, msg): ...
+
+        listener.run(handle_signals=True)  # until SIGTERM / SIGINT / stop(), then drains
 
     :param group: consumer group: every group gets every message; members of one group share them.
     :param observers: the plugins' observers and handler middleware (:class:`~pubsubkit.plugin.Observers`).
@@ -88,10 +121,7 @@ class Listener:
         poll_interval: float = 0.5,
         batch_size: int = 100,
     ) -> None:
-        if not group:
-            raise ConfigError("a listener needs a consumer group name")
-        if max_in_flight < 1 or concurrency < 1:
-            raise ConfigError("max_in_flight and concurrency must be >= 1")
+        _check_arguments(group, store, retry, max_in_flight, concurrency, drain_timeout, poll_interval, batch_size)
         self.transport = transport
         self.group = group
         self.codec = codec
@@ -139,7 +169,12 @@ class Listener:
     # --- running -----------------------------------------------------------------------------------------
 
     def start(self) -> Listener:
-        """Run in a background thread; returns at once."""
+        """Run in a background thread; returns at once. A listener runs once: starting it again, or after
+        :meth:`close`, raises here (ConfigError, Closed) rather than in the thread."""
+        if self._closed.is_set() or (self._loop_thread is None and self._stop.is_set()):
+            raise Closed(f"listener {self.group} is closed: make a new one with broker.listener({self.group!r})")
+        if self._loop_thread is not None or self._running.locked():
+            raise ConfigError(f"listener {self.group} is already running: start() it once")
         t = threading.Thread(target=self.run, name=f"pubsubkit-listener-{self.group}", daemon=True)
         self._loop_thread = t
         t.start()

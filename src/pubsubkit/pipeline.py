@@ -33,6 +33,9 @@ __all__ = ["ACK", "RELEASE", "Pipeline", "Settle", "Settlement"]
 
 log = logging.getLogger("pubsubkit.listener")
 
+#: How many distinct skipped event names a listener logs (each once); more are not remembered.
+_SKIPPED_NAMES_LOGGED = 1000
+
 
 class Settle(enum.Enum):
     """How the runtime settles a delivery with the broker."""
@@ -81,6 +84,8 @@ class Pipeline:
         chain = observers.handler_chain(group)
         self.call = None if chain is call_handler else chain  # without middleware, the handler is called directly
         self.handled = 0  # messages whose handlers all ran to completion here
+        self._skipped_names: set[str] = set()
+        self._lock = threading.Lock()
 
     def process(self, d: Delivery) -> Settlement:
         """The settlement of one delivery, after running its handlers (with their retries) if it has any."""
@@ -91,6 +96,7 @@ class Pipeline:
             return self._dead(d, "poison", d.error or "undecodable message", d.attempt)
         handlers = self.handlers.lookup(env.name)
         if not handlers:
+            self._skipped(env.name)
             self.observers.handled(env, self.group, Outcome.SKIPPED, 0.0, d.attempt)
             return ACK
         if self.store is not None and self.store.inbox_contains(self.group, env.id):
@@ -114,8 +120,6 @@ class Pipeline:
                 fatal = self.retry.is_fatal(exc)
                 if fatal or attempt >= self.retry.attempts:
                     self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
-                    how = "fatal" if fatal else f"failed {attempt} times"
-                    log.warning("listener %s: %s %s %s: %s", self.group, env.name, env.id, how, error)
                     return self._dead(d, "fatal" if fatal else "failed", _with_trace(exc, error), attempt)
                 self.observers.handled(env, self.group, Outcome.RETRY, took, attempt)
                 if self._backoff(d, self.retry.delay(attempt)):
@@ -163,8 +167,34 @@ class Pipeline:
                 # another delivery of this message finished this handler first: go on with the next one
         return False
 
+    def _skipped(self, name: str) -> None:
+        """Log, once per name, that this group has no handler for ``name`` (its messages are acknowledged)."""
+        if name in self._skipped_names or len(self._skipped_names) >= _SKIPPED_NAMES_LOGGED:
+            return
+        with self._lock:
+            if name in self._skipped_names:
+                return
+            self._skipped_names.add(name)
+        log.info(
+            "listener %s: no handler for event name %r; its messages are acknowledged and skipped (logged once"
+            " per name; a class whose @pubsubkit.event name differs from the wire name is one cause)",
+            self.group,
+            name,
+        )
+
     def _dead(self, d: Delivery, reason: str, error: str, attempts: int) -> Settlement:
         env = d.envelope
+        first_line = error.partition("\n")[0][:300]
+        log.warning(
+            "listener %s: dead-lettered %s %s (%s after %d attempt%s): %s",
+            self.group,
+            env.name if env is not None else "an undecodable message",
+            env.id if env is not None else "",
+            reason,
+            attempts,
+            "" if attempts == 1 else "s",
+            first_line,
+        )
         letter = DeadLetter(
             group=self.group,
             reason=reason,

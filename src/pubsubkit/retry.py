@@ -131,7 +131,10 @@ class RetryPolicy:
     :ivar multiplier: each further delay is this many times the one before.
     :ivar max_delay: the longest delay, in seconds.
     :ivar jitter: each delay is multiplied by a random factor in ``[1 - jitter, 1 + jitter]``.
-    :ivar fatal: exception types never retried: the message is dead-lettered at once.
+    :ivar fatal: exception types never retried: the message is dead-lettered at once. By default
+        :class:`~pubsubkit.errors.FatalError`, :class:`~pubsubkit.errors.DecodeError` and
+        :class:`~pubsubkit.errors.ConfigError` (such as ``msg.unit_of_work()`` on a listener without a store),
+        which no retry can cure.
     """
 
     attempts: int = 5
@@ -139,7 +142,7 @@ class RetryPolicy:
     multiplier: float = attrs.field(default=2.0, validator=_positive)
     max_delay: float = attrs.field(default=10.0, validator=_positive)
     jitter: float = attrs.field(default=0.2, validator=_positive)
-    fatal: tuple[type[BaseException], ...] = (FatalError, DecodeError)
+    fatal: tuple[type[BaseException], ...] = (FatalError, DecodeError, ConfigError)
 
     def __attrs_post_init__(self) -> None:
         if self.attempts < 1:

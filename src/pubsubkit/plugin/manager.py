@@ -26,7 +26,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sqlite", "pubsubkit.backends.sqlite"),
 )
 
-#: Which distribution serves a scheme, for the error when none is installed.
+#: Which distribution serves a scheme, and as what, for the error when none is installed.
 KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
     "kafka": "pubsubkit-kafka",
     "amqp": "pubsubkit-rabbitmq",
@@ -35,6 +35,19 @@ KNOWN_DISTRIBUTIONS: Mapping[str, str] = {
     "mongodb": "pubsubkit-mongo",
     "mongodb+srv": "pubsubkit-mongo",
     "dynamodb": "pubsubkit-dynamodb",
+}
+
+#: The schemes of the known distributions that are stores (the others are message brokers).
+KNOWN_STORE_SCHEMES = frozenset({"mongodb", "mongodb+srv", "dynamodb"})
+
+#: Schemes people write for a backend, and the one pubsubkit knows it by.
+SCHEME_ALIASES: Mapping[str, str] = {
+    "rabbitmq": "amqp",
+    "rabbit": "amqp",
+    "mongo": "mongodb",
+    "sqlite3": "sqlite",
+    "dynamo": "dynamodb",
+    "mem": "memory",
 }
 
 
@@ -87,18 +100,38 @@ class Backends:
         scheme = scheme_of(url)
         spec = self.brokers.get(scheme)
         if spec is None:
-            raise UnknownSchemeError(_missing(scheme, "message broker", sorted(self.brokers)))
+            raise UnknownSchemeError(_missing(scheme, "message broker", self.brokers, self.stores))
         return spec
 
     def store_spec(self, url: str) -> StoreSpec:
         scheme = scheme_of(url)
         spec = self.stores.get(scheme)
         if spec is None:
-            raise UnknownSchemeError(_missing(scheme, "store", sorted(self.stores)))
+            raise UnknownSchemeError(_missing(scheme, "store", self.stores, self.brokers))
         return spec
 
 
-def _missing(scheme: str, what: str, have: list[str]) -> str:
+def _missing(scheme: str, what: str, have: Mapping[str, Any], other: Mapping[str, Any]) -> str:
+    """Why no ``what`` serves ``scheme``, and the fix: the right call, the right scheme, or what to install."""
+    installed = f"installed {what} schemes: {', '.join(sorted(have)) or 'none'}"
+    opener = "open_store" if what == "store" else "open_broker"
+    other_what, other_opener = ("message broker", "open_broker") if what == "store" else ("store", "open_store")
+    if scheme in other:
+        dist = getattr(other[scheme], "distribution", "") or "a plugin"
+        return (
+            f"{scheme}:// is a {other_what} ({dist} is installed) and no {what}: open it with"
+            f" pubsubkit.{other_opener}(), and give {opener}() one of the {installed}"
+        )
+    alias = SCHEME_ALIASES.get(scheme)
+    if alias is not None:
+        return f"no {what} plugin serves {scheme}://: write {alias}:// instead ({installed})"
     dist = KNOWN_DISTRIBUTIONS.get(scheme)
-    hint = f"pip install {dist}" if dist else "install the plugin that provides it"
-    return f"no {what} plugin serves {scheme}:// ({hint}); installed schemes: {', '.join(have) or 'none'}"
+    if dist is not None:
+        kind = "store" if scheme in KNOWN_STORE_SCHEMES else "message broker"
+        if kind != what:
+            return (
+                f"{scheme}:// is a {kind} (pip install {dist}, then open it with pubsubkit.{other_opener}()), not a"
+                f" {what} ({installed})"
+            )
+        return f"no {what} plugin serves {scheme}:// (pip install {dist}); {installed}"
+    return f"no {what} plugin serves {scheme}:// (install the plugin that provides it); {installed}"

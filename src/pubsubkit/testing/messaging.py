@@ -1,9 +1,10 @@
-"""The messaging cases (docs/conformance.md), for every message backend.
+"""The messaging cases (docs/conformance.md), for every message backend. A backend's test module subclasses the
+suite and gives its URL::
 
->>> class TestSqliteMessaging(MessagingSuite):
-...     @pytest.fixture
-...     def broker_url(self, tmp_path):
-...         return f"sqlite:///{tmp_path}/bus.db"
+    class TestSqliteMessaging(MessagingSuite):
+        @pytest.fixture
+        def broker_url(self, tmp_path):
+            return f"sqlite:///{tmp_path}/bus.db"
 
 Optional fixtures (see :class:`~pubsubkit.testing._base.MessagingFixtures`): ``server_control`` for the
 reconnect cases 14 and 21, ``store_url`` for the inbox of case 19, ``publish_undecodable`` for a raw poison
@@ -12,6 +13,7 @@ message in case 18. A case that needs a capability the backend lacks is skipped 
 
 from __future__ import annotations
 
+from pubsubkit.testing._arguments import ArgumentCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
 from pubsubkit.testing._lifecycle import LifecycleCases
@@ -20,5 +22,5 @@ from pubsubkit.testing._middleware import MiddlewareCases
 __all__ = ["MessagingSuite"]
 
 
-class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases):
+class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases, ArgumentCases):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""

@@ -31,7 +31,7 @@ from pubsubkit_kafka._wire import Record, decode, encode_value, letter_headers, 
 
 __all__ = ["KafkaConsumer"]
 
-log = logging.getLogger("pubsubkit_kafka")
+log = logging.getLogger("pubsubkit.kafka")
 
 _generations = itertools.count(1)
 

@@ -16,7 +16,7 @@ from pubsubkit.transport import BrokerCapabilities
 __all__ = ["CAPABILITIES", "KafkaSettings", "parse_url"]
 
 #: librdkafka's own log lines (connection failures are logged there at level ERROR while a broker is away).
-log = logging.getLogger("pubsubkit_kafka.librdkafka")
+log = logging.getLogger("pubsubkit.kafka.librdkafka")
 
 CAPABILITIES = BrokerCapabilities(
     ordered=True,  # one key, one partition, one member of the group at a time, in offset order

@@ -23,7 +23,7 @@ from pubsubkit_kafka._wire import Record, encode_value, message_headers
 
 __all__ = ["CAPABILITIES", "KafkaTransport"]
 
-log = logging.getLogger("pubsubkit_kafka")
+log = logging.getLogger("pubsubkit.kafka")
 
 
 _CONNECTION_CODES = {

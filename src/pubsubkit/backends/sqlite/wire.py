@@ -42,6 +42,28 @@ def _wal(c: sqlite3.Connection, stop: threading.Event, patience: float = 30.0) -
     )
 
 
+#: SQLite's result codes that no retry cures when opening a file: not a database, corrupt, cannot be opened,
+#: no permission, read-only.
+_PERMANENT = {
+    26: "it is not a SQLite database",
+    11: "it is corrupt",
+    14: "it cannot be opened (does its directory exist?)",
+    3: "permission denied",
+    8: "it is read-only",
+}
+
+
+def opening_error(path: str, exc: sqlite3.Error) -> ConfigError | ConnectionLost:
+    """``exc`` from opening ``path``: a ConfigError naming the fix when no retry can cure it, else ConnectionLost."""
+    why = _PERMANENT.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+    if why is not None:
+        return ConfigError(
+            f"sqlite database {path}: {why} ({exc}); point the URL at a SQLite database file, or at a new file in a"
+            " writable directory"
+        )
+    return ConnectionLost(f"cannot open sqlite database {path}: {exc}")
+
+
 class Database:
     """Thread-local connections to one file, with retrying write transactions."""
 
@@ -74,7 +96,7 @@ class Database:
                 c.execute(f"PRAGMA synchronous={self.synchronous}")
                 c.execute("PRAGMA busy_timeout=60000")
             except sqlite3.Error as exc:
-                raise ConnectionLost(f"cannot open sqlite database {self.path}: {exc}") from exc
+                raise opening_error(self.path, exc) from exc
             self._local.conn = c
             with self._lock:
                 # Threads come and go (listener lanes, request threads); close what the finished ones left.
