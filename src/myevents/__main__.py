@@ -1,5 +1,5 @@
 import sys
 
-from myevents.cli import main
+from myevents.entry import main
 
 sys.exit(main())
