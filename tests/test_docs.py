@@ -619,3 +619,37 @@ def test_the_conformance_page_lists_every_case() -> None:
     listed = set(re.findall(r"^\| `(test_\w+)` \|", page, flags=re.M))
     cases = {n for cls in (MessagingSuite, RepositorySuite) for n in dir(cls) if n.startswith("test_")}
     assert listed == cases
+
+
+def _api_reference() -> Any:
+    path = ROOT / "scripts" / "api_reference.py"
+    spec = importlib.util.spec_from_file_location("api_reference", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_api_reference_is_what_its_script_writes() -> None:
+    written = (DOCS / "api.md").read_text(encoding="utf-8")
+    assert written == _api_reference().page(), "run: .venv/bin/python scripts/api_reference.py"
+
+
+def test_the_api_reference_lists_every_public_name_once() -> None:
+    reference = _api_reference()
+    assert reference.missing_from_sections() == set(), "add them to APPLICATION in scripts/api_reference.py"
+    page = (DOCS / "api.md").read_text(encoding="utf-8")
+    for namespace in (pubsubkit, pubsubkit.plugin):
+        for name in namespace.__all__:
+            module = reference.defining_module(namespace, name)
+            assert f"::: {module}.{name}\n" in page or f"### `{name}`\n" in page, f"{namespace.__name__}.{name}"
+
+
+@pytest.mark.parametrize("namespace", ["pubsubkit", "pubsubkit.plugin"])
+def test_every_public_name_has_a_docstring(namespace: str) -> None:
+    """A class or function has a docstring; a constant or type alias a ``#:`` comment above its definition."""
+    reference = _api_reference()
+    package = importlib.import_module(namespace)
+    undocumented = [n for n in package.__all__ if not reference.documentation_of(package, n).strip()]
+    assert undocumented == [], f"public names of {namespace} without documentation: {undocumented}"

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 #: The project name of pubsubkit's hooks and the entry-point group of its plugins.
 NAME = "pubsubkit"
 
+#: Marks a hook specification of pubsubkit (the functions of this module).
 hookspec = pluggy.HookspecMarker(NAME)
+#: Marks a plugin's implementation of a pubsubkit hook: ``@hookimpl def pubsubkit_register_brokers(register): ...``.
 hookimpl = pluggy.HookimplMarker(NAME)
 
 # -------------------------------------------------------------------------
