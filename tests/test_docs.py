@@ -43,7 +43,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 
 # Pages whose blocks need more than running them; each has a test of its own below.
-SPECIAL = ("getting-started.md", "hooks.md", "writing-a-plugin.md")
+SPECIAL = ("getting-started.md", "hooks.md", "testing.md", "writing-a-plugin.md")
 
 HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("pubsubkit_") and callable(getattr(hookspecs, n)))
 
@@ -653,3 +653,19 @@ def test_every_public_name_has_a_docstring(namespace: str) -> None:
     package = importlib.import_module(namespace)
     undocumented = [n for n in package.__all__ if not reference.documentation_of(package, n).strip()]
     assert undocumented == [], f"public names of {namespace} without documentation: {undocumented}"
+
+
+def test_the_testing_guide_tests_pass(workdir: Path) -> None:
+    """docs/testing.md's service and its tests, written out and run with pytest as a user would."""
+    files = write_files("testing.md", workdir)
+    assert set(files) == {"shipping.py", "test_shipping.py"}
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_shipping.py"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(workdir)},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout

@@ -239,6 +239,11 @@ class Listener:
         return True
 
     @property
+    def started(self) -> bool:
+        """Whether :meth:`start` or :meth:`run` was called (the listener may have stopped since)."""
+        return self._loop_thread is not None or self._running.locked() or self._closed.is_set()
+
+    @property
     def stopped(self) -> bool:
         return self._closed.is_set()
 

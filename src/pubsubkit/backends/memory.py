@@ -116,6 +116,19 @@ class MemoryTransport(Transport):
         with self.hub.cond:
             return [d for d in self.hub.dead if group is None or d.group == group][:limit]
 
+    def backlog(self, group: str) -> int:
+        """Messages published so far that ``group`` has not settled (acknowledged or dead-lettered) yet: the
+        whole log for a group no member has joined."""
+        with self.hub.cond:
+            st = self.hub.groups.get(group)
+            if st is None:
+                return len(self.hub.log)
+            return sum(
+                1
+                for seq in range(st.committed + 1, len(self.hub.log) + 1)
+                if (claim := st.claims.get(seq)) is None or not claim.done
+            )
+
     def replay_dead_letter(self, letter_id: str) -> None:
         with self.hub.cond:
             for i, d in enumerate(self.hub.dead):

@@ -1,4 +1,5 @@
-"""The conformance suite every pubsubkit backend runs, shipped as a pytest plugin.
+"""The conformance suite every pubsubkit backend runs, shipped as a pytest plugin, and helpers for testing a
+service built on pubsubkit (:func:`message_for`, :func:`run_until_idle`; docs/testing.md).
 
 A backend's tests subclass the suite classes and provide a URL fixture; see docs/writing-a-plugin.md::
 
@@ -36,6 +37,7 @@ from pubsubkit.testing.helpers import (  # noqa: E402
 )
 from pubsubkit.testing.messaging import MessagingSuite  # noqa: E402
 from pubsubkit.testing.repository import RepositorySuite  # noqa: E402
+from pubsubkit.testing.service import message_for, redelivery_of, run_until_idle  # noqa: E402
 
 __all__ = [
     "Collector",
@@ -45,7 +47,10 @@ __all__ = [
     "RepositorySuite",
     "ServerControl",
     "Sizes",
+    "message_for",
+    "redelivery_of",
     "require_server",
+    "run_until_idle",
     "unique_name",
     "wait_until",
 ]
