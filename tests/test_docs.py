@@ -193,7 +193,6 @@ def test_getting_started_runs_top_to_bottom(workdir: Path) -> None:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "ID": str(letter.id),
     }
     shells = blocks(page, "sh")
     assert shells

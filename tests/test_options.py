@@ -77,8 +77,8 @@ def test_split_options_passes_the_drivers_names_through() -> None:
     [
         ("memory://opts", {"colour": "blue"}, "colour", "lease"),
         ("memory://opts?leese=1", {}, "leese", "lease"),
-        ("sqlite:///{tmp}/o.db", {"colour": "blue"}, "colour", "lease, poll, synchronous"),
-        ("sqlite:///{tmp}/o.db?pol=1", {}, "pol", "lease, poll, synchronous"),
+        ("sqlite:///{tmp}/o.db", {"colour": "blue"}, "colour", "lease, poll, retention, synchronous"),
+        ("sqlite:///{tmp}/o.db?pol=1", {}, "pol", "lease, poll, retention, synchronous"),
     ],
 )
 def test_builtin_backends_refuse_unknown_options(

@@ -1,4 +1,5 @@
-"""The ``pubsubkit`` command: inspect backends, emit and tail events, list and replay dead letters."""
+"""The ``pubsubkit`` command: inspect backends, emit and tail events, list and replay dead letters, and keep a
+SQLite log's size in check (groups, trim)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,8 @@ def _tail(args: argparse.Namespace) -> int:
     done = threading.Event()
     count = 0
     with open_broker(args.url) as broker:
-        consumer = broker.transport.consumer(args.group or f"pubsubkit-tail-{new_id()}", sorted(wanted) or None)
+        group = args.group or f"pubsubkit-tail-{new_id()}"
+        consumer = broker.transport.consumer(group, sorted(wanted) or None)
         signal.signal(signal.SIGINT, lambda *_: done.set())
         signal.signal(signal.SIGTERM, lambda *_: done.set())
         try:
@@ -94,6 +96,9 @@ def _tail(args: argparse.Namespace) -> int:
                 consumer.ack(got)
         finally:
             consumer.close()
+            forget = getattr(broker.transport, "forget_group", None)
+            if args.group is None and forget is not None:
+                forget(group)  # a group of its own, made for this tail: it must not hold a log back
     return 0
 
 
@@ -103,8 +108,18 @@ def _dlq(args: argparse.Namespace) -> int:
             for letter_id in args.replay:
                 broker.transport.replay_dead_letter(letter_id)
                 print(f"replayed {letter_id}")
+            print(
+                "replayed messages go to every group bound to their names, not only the one that gave up",
+                file=sys.stderr,
+            )
             return 0
         letters = broker.transport.dead_letters(args.group, args.limit)
+        if letters:
+            print(
+                "replay one with: pubsubkit dlq URL --replay ID (every group bound to its name receives it again;"
+                " a group with an inbox skips it if it handled it before)",
+                file=sys.stderr,
+            )
         for dl in letters:
             print(
                 json.dumps(
@@ -122,6 +137,35 @@ def _dlq(args: argparse.Namespace) -> int:
             )
         if not letters:
             print("no dead letters", file=sys.stderr)
+    return 0
+
+
+def _log_tool(broker: Any, what: str) -> Any:
+    tool = getattr(broker.transport, what, None)
+    if tool is None:
+        raise NotImplementedError(
+            f"{broker.url}: only a sqlite:// broker keeps a log that pubsubkit trims (Kafka's is the topic's"
+            " retention.ms; RabbitMQ and SQS delete what is acknowledged)"
+        )
+    return tool
+
+
+def _groups(args: argparse.Namespace) -> int:
+    with open_broker(args.url) as broker:
+        if args.forget:
+            for group in args.forget:
+                found = _log_tool(broker, "forget_group")(group)
+                print(f"forgot {group}" if found else f"no group {group}")
+            return 0
+        for group, unsettled in sorted(_log_tool(broker, "groups")().items()):
+            print(json.dumps({"group": group, "unsettled": unsettled}))
+    return 0
+
+
+def _trim(args: argparse.Namespace) -> int:
+    with open_broker(args.url) as broker:
+        removed = _log_tool(broker, "trim")(args.older_than)
+    print(f"trimmed {removed} messages")
     return 0
 
 
@@ -148,12 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--count", type=int, default=0, help="stop after this many events")
     s.set_defaults(fn=_tail)
 
-    s = sub.add_parser("dlq", help="list dead letters, or replay them with --replay ID")
+    s = sub.add_parser("dlq", help="list dead letters (each with its id), or replay them with --replay ID")
     s.add_argument("url", help="broker URL")
     s.add_argument("--group", help="only this consumer group's dead letters")
     s.add_argument("--limit", type=int, default=100)
-    s.add_argument("--replay", nargs="+", metavar="ID", help="publish these dead letters again")
+    s.add_argument(
+        "--replay", nargs="+", metavar="ID", help="publish these dead letters again, to every group bound to their name"
+    )
     s.set_defaults(fn=_dlq)
+
+    s = sub.add_parser("groups", help="list a sqlite:// log's consumer groups and what each has not settled")
+    s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
+    s.add_argument("--forget", nargs="+", metavar="GROUP", help="remove these groups, so they no longer hold the log")
+    s.set_defaults(fn=_groups)
+
+    s = sub.add_parser("trim", help="delete the messages of a sqlite:// log that every group has settled")
+    s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
+    s.add_argument(
+        "--older-than", type=float, default=0.0, metavar="SECONDS", help="keep what is younger (default: 0, keep none)"
+    )
+    s.set_defaults(fn=_trim)
     return p
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from pubsubkit.errors import ConfigError
-from pubsubkit.options import one_of, option, read_options, real
+from pubsubkit.options import one_of, option, optional, read_options, real
 from pubsubkit.transport import BrokerCapabilities
 
 __all__ = ["CAPABILITIES", "SqliteOptions", "parse", "parse_url"]
@@ -33,6 +33,8 @@ class SqliteOptions:
     :ivar poll: seconds between looks for messages published by other processes.
     :ivar synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (a committed message survives a process crash)
         or ``FULL`` (also a power cut); ``OFF`` and ``EXTRA`` are accepted too.
+    :ivar retention: seconds after which the broker deletes messages every group has settled (checked at most
+        once a minute, after a publish); ``None``: the log is kept whole.
     """
 
     path: str
@@ -41,6 +43,7 @@ class SqliteOptions:
     synchronous: str = option(
         "NORMAL", parse=one_of("OFF", "NORMAL", "FULL", "EXTRA", case=str.upper, advice="NORMAL or FULL")
     )
+    retention: float | None = option(None, parse=optional(real(0.0)))
 
 
 def parse_url(url: str) -> tuple[str, str]:

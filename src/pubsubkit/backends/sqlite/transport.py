@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pubsubkit.backends.sqlite.consumer import SqliteConsumer
 from pubsubkit.backends.sqlite.options import CAPABILITIES, parse
 from pubsubkit.backends.sqlite.wire import Database, env_row, row_env
-from pubsubkit.envelope import Envelope
+from pubsubkit.envelope import Envelope, utcnow
 from pubsubkit.errors import ConnectionLost, NotFound
 from pubsubkit.transport import Consumer, DeadLetter, Transport
 
-__all__ = ["SqliteTransport"]
+__all__ = ["TRIM_INTERVAL", "SqliteTransport"]
+
+log = logging.getLogger("pubsubkit.sqlite")
+
+#: Seconds between two trims of the log with the ``retention`` option.
+TRIM_INTERVAL = 60.0
 
 _BROKER_SCHEMA = """
 CREATE TABLE IF NOT EXISTS pk_messages(
@@ -67,6 +74,7 @@ class SqliteTransport(Transport):
         self.poll = self.options.poll
         self.waker = _waker(self.db.path)
         self.db.read(lambda c: c.executescript(_BROKER_SCHEMA))
+        self._next_trim = 0.0
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
         try:
@@ -79,9 +87,63 @@ class SqliteTransport(Transport):
             raise ConnectionLost(f"sqlite broker {self.db.path}: {exc}") from exc
         with self.waker:
             self.waker.notify_all()
+        self._trim_now_and_then()
 
     def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
         return SqliteConsumer(self.db, self.waker, group, lease=self.lease, poll=self.poll)
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    def trim(self, older_than: float = 0.0) -> int:
+        """Delete the messages every consumer group has settled that were published more than ``older_than``
+        seconds ago; returns how many. A group that joins later starts at the first message kept.
+
+        Only what every group that ever joined has settled goes: a group nobody runs any more holds the log at
+        its offset until it is removed with :meth:`forget_group`. The file keeps its size (SQLite reuses the
+        pages); ``VACUUM`` gives them back to the disk.
+        """
+        cutoff = (utcnow() - timedelta(seconds=older_than)).isoformat()
+        with self.db.tx() as c:
+            (settled,) = c.execute("SELECT MIN(committed) FROM pk_groups").fetchone()
+            if settled is None:
+                return 0
+            return int(
+                c.execute("DELETE FROM pk_messages WHERE seq <= ? AND occurred_at < ?", (settled, cutoff)).rowcount
+            )
+
+    def forget_group(self, group: str) -> bool:
+        """Remove ``group``'s offset and claims (its dead letters stay): it no longer holds the log back, and if
+        it joins again it starts at the first message kept. Returns whether the group existed."""
+        with self.db.tx() as c:
+            c.execute("DELETE FROM pk_claims WHERE grp = ?", (group,))
+            return bool(c.execute("DELETE FROM pk_groups WHERE grp = ?", (group,)).rowcount)
+
+    def groups(self) -> dict[str, int]:
+        """Every consumer group that joined, and how many messages it has not settled yet."""
+        rows = self.db.read(
+            lambda c: c.execute(
+                "SELECT g.grp, (SELECT COUNT(*) FROM pk_messages m WHERE m.seq > g.committed)"
+                " - (SELECT COUNT(*) FROM pk_claims k WHERE k.grp = g.grp AND k.done = 1) FROM pk_groups g"
+            ).fetchall()
+        )
+        return {grp: int(n) for grp, n in rows}
+
+    def _trim_now_and_then(self) -> None:
+        """With the ``retention`` option, trim at most once a minute, after a publish."""
+        retention = self.options.retention
+        if retention is None:
+            return
+        now = time.monotonic()
+        if now < self._next_trim:
+            return
+        self._next_trim = now + TRIM_INTERVAL
+        try:
+            removed = self.trim(retention)
+        except (sqlite3.Error, ConnectionLost) as exc:  # the publish succeeded; the next one tries again
+            log.warning("sqlite broker %s: trimming the log failed: %s", self.db.path, exc)
+            return
+        if removed:
+            log.info("sqlite broker %s: trimmed %d messages older than %gs", self.db.path, removed, retention)
 
     def ping(self) -> None:
         self.db.read(lambda c: c.execute("SELECT 1").fetchone())
