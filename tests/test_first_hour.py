@@ -99,3 +99,14 @@ def test_a_dead_letter_and_a_skipped_name_are_logged(caplog: pytest.LogCaptureFi
     assert repr(kit.name("other")) in skipped[0]
     assert all(r.levelno == logging.INFO for r in caplog.records if "no handler" in r.getMessage())
     assert "secret-payload" not in caplog.text
+
+
+def test_a_relay_option_out_of_range_is_named() -> None:
+    with (
+        pubsubkit.open_broker("memory://relay-options") as broker,
+        pubsubkit.open_store("memory://relay-options") as store,
+    ):
+        with pytest.raises(pubsubkit.ConfigError, match="relay option batch_size=0: a whole number of at least 1"):
+            broker.relay(store, batch_size=0)
+        with pytest.raises(pubsubkit.ConfigError, match="relay option lease=0: a number of seconds above 0"):
+            broker.relay(store, lease=0)

@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pubsubkit.codec import Codec
+from pubsubkit.checks import seconds
+from pubsubkit.codec import Codec, check_headers
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConnectionLost, PublishError
 from pubsubkit.plugin.observers import NO_OBSERVERS, Observers
@@ -38,9 +39,10 @@ class Emitter:
         retry_for: float = 10.0,
         headers: Mapping[str, str] | None = None,
     ) -> None:
+        check_headers(headers)
         self.transport = transport
         self.codec = codec
-        self.retry_for = retry_for
+        self.retry_for = seconds("emitter", "retry_for", retry_for)
         self.headers = dict(headers or {})
         self._url = redact(transport.url)
         self._observers = observers

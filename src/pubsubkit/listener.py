@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from pubsubkit.checks import seconds, whole
 from pubsubkit.codec import Codec
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.handlers import E, Handler, HandlerTable
@@ -74,17 +75,10 @@ def _check_arguments(
         raise TypeError(f"store= takes a pubsubkit Store or None, not {type(store).__name__}{hint}")
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise TypeError(f"retry= takes a pubsubkit.RetryPolicy, not {type(retry).__name__}")
-    for name, value, least in (
-        ("max_in_flight", max_in_flight, 1),
-        ("concurrency", concurrency, 1),
-        ("batch_size", batch_size, 1),
-    ):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise ConfigError(f"listener option {name}={value!r}: a whole number of at least {least}")
-    for name, number, positive in (("poll_interval", poll_interval, True), ("drain_timeout", drain_timeout, False)):
-        if not isinstance(number, int | float) or isinstance(number, bool) or number < 0 or (positive and number == 0):
-            bound = "above 0" if positive else "0 or more"
-            raise ConfigError(f"listener option {name}={number!r}: a number of seconds {bound}")
+    for name, value in (("max_in_flight", max_in_flight), ("concurrency", concurrency), ("batch_size", batch_size)):
+        whole("listener", name, value)
+    seconds("listener", "poll_interval", poll_interval, positive=True)
+    seconds("listener", "drain_timeout", drain_timeout)
 
 
 class Listener:

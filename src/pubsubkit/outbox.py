@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 
+from pubsubkit.checks import seconds, whole
 from pubsubkit.emitter import Emitter
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import ConnectionLost, PublishError
@@ -51,9 +52,9 @@ class OutboxRelay:
     ) -> None:
         self.store = store
         self.emitter = emitter
-        self.batch_size = batch_size
-        self.poll_interval = poll_interval
-        self.lease = lease
+        self.batch_size = whole("relay", "batch_size", batch_size)
+        self.poll_interval = seconds("relay", "poll_interval", poll_interval, positive=True)
+        self.lease = seconds("relay", "lease", lease, positive=True)
         self.owner = new_id()
         self._url = redact(store.url)
         self._observers = observers

@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 import attrs
 import orjson
@@ -216,6 +216,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections. Idempotent."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~pubsubkit.errors.ConnectionLost` when the store cannot be reached."""

@@ -37,6 +37,8 @@ class ArgumentCases(MessagingFixtures):
             broker.listener(kit.name("g"), store="memory://somewhere")  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="poll_interval=0: a number of seconds above 0"):
             broker.listener(kit.name("g"), poll_interval=0)
+        with pytest.raises(ConfigError, match="emitter option retry_for=-1: a number of seconds 0 or more"):
+            broker.emitter(retry_for=-1)
         listener = broker.listener(kit.name("g"))
 
         def one_argument(event: Any) -> None: ...
