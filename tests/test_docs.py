@@ -647,10 +647,19 @@ def test_the_api_reference_lists_every_public_name_once() -> None:
 
 @pytest.mark.parametrize("namespace", ["pubsubkit", "pubsubkit.plugin"])
 def test_every_public_name_has_a_docstring(namespace: str) -> None:
-    """A class or function has a docstring; a constant or type alias a ``#:`` comment above its definition."""
+    """A class or function has a docstring, and so has each public method and property of a class (the API
+    reference shows only documented members); a constant or type alias a ``#:`` comment above its definition."""
     reference = _api_reference()
     package = importlib.import_module(namespace)
     undocumented = [n for n in package.__all__ if not reference.documentation_of(package, n).strip()]
+    for name in package.__all__:
+        cls = getattr(package, name)
+        if not inspect.isclass(cls) or issubclass(cls, BaseException):
+            continue
+        for member, value in vars(cls).items():
+            fn = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+            if not member.startswith("_") and inspect.isfunction(fn) and not (fn.__doc__ or "").strip():
+                undocumented.append(f"{name}.{member}")
     assert undocumented == [], f"public names of {namespace} without documentation: {undocumented}"
 
 

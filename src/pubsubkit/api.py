@@ -41,10 +41,12 @@ class Broker:
 
     @property
     def url(self) -> str:
+        """The broker's URL, its password hidden."""
         return redact(self.transport.url)
 
     @property
     def capabilities(self) -> BrokerCapabilities:
+        """What the broker promises (:class:`~pubsubkit.transport.BrokerCapabilities`)."""
         return self.transport.capabilities
 
     def emitter(self, *, retry_for: float = 10.0, headers: Mapping[str, str] | None = None) -> Emitter:
@@ -105,9 +107,11 @@ class Broker:
         )
 
     def ping(self) -> None:
+        """Raise :class:`~pubsubkit.errors.ConnectionLost` when the broker cannot be reached."""
         self.transport.ping()
 
     def close(self) -> None:
+        """Close the transport: its emitters and listeners stop working. Idempotent."""
         self.transport.close()
 
     def __enter__(self) -> Broker:

@@ -107,6 +107,8 @@ class Codec:
         return self.decode_payload(envelope.name, envelope.payload, envelope.schema_version)
 
     def decode_payload(self, name: str, payload: bytes, version: int = 1) -> Any:
+        """The event of ``name`` from ``payload`` bytes of schema ``version``, upcast to the current version;
+        :class:`~pubsubkit.events.UnknownEvent` for a name no class is registered for; DecodeError if broken."""
         et = self.registry.by_name(name)
         data = loads(payload)
         if et is None:
@@ -123,6 +125,7 @@ class Codec:
         return self.structure(data, et.cls, name)
 
     def structure(self, data: Any, cls: type[T], what: str = "") -> T:
+        """``data`` (plain JSON values) as an instance of ``cls``; DecodeError naming ``what`` and the field."""
         try:
             return self.converter.structure(data, cls)
         except (ClassValidationError, ValueError, TypeError, KeyError) as exc:

@@ -105,10 +105,12 @@ class Envelope:
 
     @property
     def correlation_id(self) -> str | None:
+        """The conversation this event belongs to (header ``correlation-id``), if any."""
         return self.headers.get(Header.CORRELATION_ID)
 
     @property
     def attempt(self) -> int:
+        """The attempt header some brokers carry (1 when absent)."""
         try:
             return int(self.headers.get(Header.ATTEMPT, "1"))
         except ValueError:
@@ -116,6 +118,7 @@ class Envelope:
 
     @property
     def schema_version(self) -> int:
+        """The schema version of the payload (header ``schema-version``, 1 when absent)."""
         try:
             return int(self.headers.get(Header.SCHEMA_VERSION, "1"))
         except ValueError:

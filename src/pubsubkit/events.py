@@ -60,6 +60,7 @@ class EventRegistry:
         self._lock = threading.Lock()
 
     def register(self, cls: type[T], name: str, version: int = 1) -> type[T]:
+        """Register attrs class ``cls`` as event ``name`` at schema ``version``; returns ``cls``."""
         if not attrs.has(cls):  # narrows cls for mypy below, hence the cast on return
             raise ConfigError(f"event type {cls.__qualname__} must be an attrs class (decorate it with @attrs.frozen)")
         if version < 1:
@@ -79,6 +80,7 @@ class EventRegistry:
         return cast("type[T]", cls)
 
     def add_upcaster(self, name: str, from_version: int, fn: Upcaster) -> None:
+        """Register ``fn`` to turn a payload of ``name`` at ``from_version`` into the next version."""
         with self._lock:
             et = self._by_name.get(name)
             if et is None:
@@ -90,9 +92,11 @@ class EventRegistry:
             self._by_cls[et.cls] = new
 
     def by_name(self, name: str) -> EventType | None:
+        """The event type registered as ``name``, or None."""
         return self._by_name.get(name)
 
     def by_class(self, cls: type[Any]) -> EventType:
+        """The event type of ``cls``; ConfigError naming the decorator when it is not registered."""
         et = self._by_cls.get(cls)
         if et is None:
             raise ConfigError(
@@ -101,6 +105,7 @@ class EventRegistry:
         return et
 
     def name_of(self, cls: type[Any]) -> str:
+        """The wire name of event class ``cls``."""
         return self.by_class(cls).name
 
     def __iter__(self) -> Iterator[EventType]:

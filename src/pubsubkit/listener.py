@@ -239,6 +239,7 @@ class Listener:
 
     @property
     def stopped(self) -> bool:
+        """Whether the listener's loop has ended (after :meth:`close`, or a fatal error when joining)."""
         return self._closed.is_set()
 
     def _open(self, names: Sequence[str] | None) -> Consumer:

@@ -46,6 +46,7 @@ class Message:
 
     @property
     def id(self) -> str:
+        """The message id (the envelope's)."""
         return self.envelope.id
 
     @property

@@ -117,6 +117,7 @@ class OutboxRelay:
             seen = self.store.wait_outbox(seen, self.poll_interval)
 
     def start(self) -> OutboxRelay:
+        """Run :meth:`run` in a background thread; returns at once."""
         self._thread = threading.Thread(target=self.run, name="pubsubkit-outbox-relay", daemon=True)
         self._thread.start()
         return self

@@ -160,4 +160,5 @@ class RetryPolicy:
         return self.backoff.delay(attempt)
 
     def is_fatal(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is one of :attr:`fatal`: no retry, the message is dead-lettered at once."""
         return isinstance(exc, self.fatal)

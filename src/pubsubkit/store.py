@@ -148,6 +148,7 @@ class StoreCapabilities:
     multi_process: bool = True
 
     def as_dict(self) -> dict[str, bool]:
+        """The flags by name."""
         return attrs.asdict(self)
 
 
@@ -231,6 +232,7 @@ class Store(abc.ABC):
         return True
 
     def outbox_count(self) -> int:
+        """How many outbox entries are waiting to be published."""
         return len(self.outbox_pending(1_000_000))
 
     def prune_inbox(self, older_than_seconds: float) -> int:
@@ -248,6 +250,7 @@ class Store(abc.ABC):
         return UnitOfWork(self)
 
     def commit(self, ops: Sequence[Operation]) -> list[Doc | None]:
+        """Apply ``ops`` atomically (all or none) and wake the relays when they emitted events."""
         if self._closed:
             raise Closed(f"store {self.url} is closed")
         result = self.apply(ops)
@@ -256,6 +259,7 @@ class Store(abc.ABC):
         return result
 
     def notify_outbox(self) -> None:
+        """Wake relays of this process waiting for outbox entries."""
         with self._outbox_cond:
             self._outbox_version += 1
             self._outbox_cond.notify_all()
@@ -308,22 +312,27 @@ class Collection(Generic[T]):
         return {self._field(k): _plain(self._conv.unstructure(v)) for k, v in values.items()}
 
     def to_doc(self, obj: T) -> Doc:
+        """``obj`` as the plain document stored (wire names of its fields)."""
         doc: Doc = _plain(self._conv.unstructure(obj))
         return doc
 
     def from_doc(self, doc: Doc) -> T:
+        """The object of a stored document; DecodeError when it does not fit the class."""
         obj: T = self.store.codec.structure(doc, self.cls, f"{self.name}/{doc.get('id')}")
         return obj
 
     # operations (each a unit of work of its own), and their counterparts for a UnitOfWork
 
     def insert_op(self, obj: T) -> Insert:
+        """An operation inserting ``obj`` (DuplicateError at commit when its id exists)."""
         return Insert(self.name, self.to_doc(obj))
 
     def put_op(self, obj: T) -> Put:
+        """An operation inserting or replacing ``obj``."""
         return Put(self.name, self.to_doc(obj))
 
     def delete_op(self, id: str, *, must_exist: bool = True) -> Delete:
+        """An operation deleting document ``id`` (NotFound at commit when it is missing and ``must_exist``)."""
         return Delete(self.name, id, must_exist)
 
     def update_op(
@@ -335,6 +344,9 @@ class Collection(Generic[T]):
         expect: Mapping[str, Any] | None = None,
         at_least: Mapping[str, int | float] | None = None,
     ) -> Update:
+        """An operation changing document ``id`` in place: ``set`` fields, ``inc`` numbers by an amount,
+        applied only if the ``expect`` fields have those values and the ``at_least`` fields stay at or above
+        those bounds after the increments (ConditionFailed at commit otherwise, and nothing changes)."""
         return Update(
             self.name,
             id,
@@ -386,6 +398,7 @@ class Collection(Generic[T]):
         return self.from_doc(doc)
 
     def find_one(self, id: str) -> T | None:
+        """The object with ``id``, or None."""
         doc = self.store.get_raw(self.name, id)
         return None if doc is None else self.from_doc(doc)
 
@@ -403,6 +416,7 @@ class Collection(Generic[T]):
         return list(self.iter(**where))
 
     def iter(self, page_size: int = 500, **where: Any) -> Iterator[T]:
+        """Every object whose fields equal ``where`` (indexed fields), in id order, read ``page_size`` at a time."""
         after: str | None = None
         while True:
             page = self.page(limit=page_size, after=after, **where)
@@ -435,15 +449,19 @@ class UnitOfWork:
             self.commit()
 
     def insert(self, coll: Collection[T], obj: T) -> None:
+        """Insert ``obj`` into ``coll`` at commit (DuplicateError if its id exists)."""
         self.ops.append(coll.insert_op(obj))
 
     def put(self, coll: Collection[T], obj: T) -> None:
+        """Insert or replace ``obj`` in ``coll`` at commit."""
         self.ops.append(coll.put_op(obj))
 
     def delete(self, coll: Collection[Any], id: str, *, must_exist: bool = True) -> None:
+        """Delete document ``id`` of ``coll`` at commit (NotFound if missing and ``must_exist``)."""
         self.ops.append(coll.delete_op(id, must_exist=must_exist))
 
     def update(self, coll: Collection[Any], id: str, **kwargs: Any) -> None:
+        """Change document ``id`` of ``coll`` at commit: the keywords of :meth:`Collection.update_op`."""
         self.ops.append(coll.update_op(id, **kwargs))
 
     def emit(self, event: Any, *, key: str | None = None, headers: Mapping[str, str] | None = None) -> Envelope:
@@ -459,6 +477,8 @@ class UnitOfWork:
         self.ops.append(MarkProcessed(group, message_id))
 
     def commit(self) -> None:
+        """Apply what was added, writes, events and inbox record together, or nothing (leaving the ``with``
+        block does this; an exception in it abandons the unit of work instead)."""
         if self.ops:
             self.results = self.store.commit(self.ops)
             self.ops = []

@@ -47,6 +47,7 @@ class BrokerCapabilities:
     restartable: bool = False
 
     def as_dict(self) -> dict[str, bool]:
+        """The flags by name."""
         return attrs.asdict(self)
 
 
@@ -72,6 +73,7 @@ class Delivery:
 
     @property
     def ordering_key(self) -> str | None:
+        """The key whose messages the listener keeps in order (the envelope's key), if any."""
         return self.envelope.key if self.envelope is not None else None
 
 

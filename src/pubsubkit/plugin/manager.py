@@ -97,6 +97,7 @@ class Backends:
         pm.hook.pubsubkit_register_stores(register=add_store)
 
     def broker_spec(self, url: str) -> BrokerSpec:
+        """The spec of the broker plugin serving ``url``'s scheme; UnknownSchemeError naming the fix."""
         scheme = scheme_of(url)
         spec = self.brokers.get(scheme)
         if spec is None:
@@ -104,6 +105,7 @@ class Backends:
         return spec
 
     def store_spec(self, url: str) -> StoreSpec:
+        """The spec of the store plugin serving ``url``'s scheme; UnknownSchemeError naming the fix."""
         scheme = scheme_of(url)
         spec = self.stores.get(scheme)
         if spec is None:

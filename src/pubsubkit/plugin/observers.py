@@ -107,22 +107,27 @@ class Observers:
     # --- observation ------------------------------------------------------------------------------------
 
     def emitted(self, envelopes: Sequence[Envelope], url: str, seconds: float) -> None:
+        """Call ``pubsubkit_emitted`` of the plugins that implement it."""
         if self._emitted is not None:
             self._emitted(envelopes=envelopes, url=url, seconds=seconds)
 
     def received(self, envelopes: Sequence[Envelope], group: str) -> None:
+        """Call ``pubsubkit_received`` of the plugins that implement it (not for an empty batch)."""
         if self._received is not None and envelopes:
             self._received(envelopes=envelopes, group=group)
 
     def handled(self, envelope: Envelope, group: str, outcome: Outcome, seconds: float, attempt: int) -> None:
+        """Call ``pubsubkit_handled`` of the plugins that implement it."""
         if self._handled is not None:
             self._handled(envelope=envelope, group=group, outcome=outcome, seconds=seconds, attempt=attempt)
 
     def dead_lettered(self, letter: DeadLetter) -> None:
+        """Call ``pubsubkit_dead_lettered`` of the plugins that implement it."""
         if self._dead is not None:
             self._dead(letter=letter)
 
     def outbox_relayed(self, count: int, pending: int, url: str) -> None:
+        """Call ``pubsubkit_outbox_relayed`` of the plugins that implement it."""
         if self._relayed is not None:
             self._relayed(count=count, pending=pending, url=url)
 
