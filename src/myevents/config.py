@@ -6,8 +6,9 @@ simple ones (``MYEVENTS_BROKER_URL``, ``MYEVENTS_STORE_URL``, ``MYEVENTS_DATA_DI
 Everything ends as two pubsubkit URLs, a broker and a store. With nothing configured both services run on
 embedded SQLite under ``./data``: ``bus.db`` (the broker they share), ``events.db`` and ``booking.db``.
 
-The token settings come from ``MYEVENTS_JWT_SECRET``, ``MYEVENTS_JWT_ISSUER`` and ``MYEVENTS_JWT_AUDIENCE``, then
-the ``jwt_*`` keys; without a secret the services use the one kept in the data directory (:mod:`myevents.tokens`).
+The token settings come from ``MYEVENTS_JWT_SECRET``, ``MYEVENTS_JWT_ISSUER``, ``MYEVENTS_JWT_AUDIENCE`` and
+``MYEVENTS_JWT_MAX_LIFETIME``, then the ``jwt_*`` keys; without a secret the services use the one kept in the data
+directory (:mod:`myevents.tokens`).
 
 A mistake raises :class:`pubsubkit.ConfigError` with one line naming the key and the fix.
 """
@@ -57,11 +58,15 @@ FILE_KEYS: Final = (
     "jwt_secret",
     "jwt_issuer",
     "jwt_audience",
+    "jwt_max_lifetime",
 )
 BROKER_TYPES: Final = ("amqp", "kafka", "sqs", "sqlite")
 DATABASE_TYPES: Final = ("mongodb", "dynamodb", "sqlite")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 DEFAULT_ISSUER: Final = "myevents"
+#: The longest a token may still be valid for, in seconds (30 days): a token whose expiry lies further ahead is
+#: refused, however it was signed.
+DEFAULT_MAX_TOKEN_LIFETIME: Final = 30 * 86400
 #: HS256 keys shorter than its digest are refused (RFC 7518, section 3.2).
 MIN_SECRET_BYTES: Final = 32
 
@@ -97,6 +102,7 @@ class Config:
     jwt_secret: str | None = attrs.field(default=None, repr=False)
     jwt_issuer: str = DEFAULT_ISSUER
     jwt_audience: str | None = None
+    jwt_max_lifetime: int = DEFAULT_MAX_TOKEN_LIFETIME
     #: Seconds a worker keeps serving after SIGTERM with ``/ready`` answering 503, so that a load balancer
     #: takes it out of rotation before it stops accepting connections (``MYEVENTS_SHUTDOWN_DELAY``).
     shutdown_delay: float = 0.0
@@ -340,6 +346,16 @@ def _tokens(file: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
                 check_secret(value.encode(), source)
             elif value != value.strip():
                 raise ConfigError(f"{source}: {value!r} has spaces around it: remove them")
+    lifetime = env.get("MYEVENTS_JWT_MAX_LIFETIME") or file.get("jwt_max_lifetime")
+    if lifetime is not None and lifetime != "":
+        source = "MYEVENTS_JWT_MAX_LIFETIME" if env.get("MYEVENTS_JWT_MAX_LIFETIME") else "config key jwt_max_lifetime"
+        try:
+            seconds = int(str(lifetime).strip())
+        except ValueError:
+            seconds = 0
+        if seconds < 1:
+            raise ConfigError(f"{source}: {lifetime!r} is not a whole number of seconds of at least 1 (e.g. 86400)")
+        out["jwt_max_lifetime"] = seconds
     return out
 
 

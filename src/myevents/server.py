@@ -28,6 +28,7 @@ from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped
 
 from myevents import logs
 from myevents.config import Config
+from myevents.edge import close_unread, install_problem_pages
 from myevents.shutdown import draining
 from pubsubkit import errors
 from pubsubkit.errors import PubsubkitError
@@ -127,6 +128,7 @@ class Worker(ThreadWorker):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._quitting = threading.Lock()
+        install_problem_pages()  # gunicorn's own refusals as problem documents, like every other error
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """SIGTERM: ``/ready`` turns false at once; the worker keeps serving for the shutdown delay, then drains."""
@@ -193,7 +195,7 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
     def load(self) -> Any:
         create: Callable[[Config], Service] = importlib.import_module(FACTORIES[self.config.service]).create_service
         self.service = create(self.config).start()
-        return self.service.app
+        return close_unread(self.service.app)
 
 
 def supervise(commands: Sequence[Sequence[str]], stop_timeout: float = 2 * GRACEFUL_SECONDS + 15) -> int:

@@ -16,7 +16,7 @@ from typing import Final, Literal
 
 import attrs
 
-from myevents.config import Config, check_secret
+from myevents.config import DEFAULT_MAX_TOKEN_LIFETIME, Config, check_secret
 from pubsubkit.errors import ConfigError
 
 __all__ = ["ALGORITHM", "ROLES", "SECRET_FILE", "SUBJECT", "AuthSettings", "Role", "issue", "settings"]
@@ -39,6 +39,8 @@ class AuthSettings:
     secret: bytes = attrs.field(repr=False)
     issuer: str
     audience: str | None = None
+    #: The longest lifetime a token may have left (its ``exp`` at most this many seconds ahead).
+    max_lifetime: int = DEFAULT_MAX_TOKEN_LIFETIME
 
 
 def _make_secret_file(path: str) -> None:
@@ -80,7 +82,7 @@ def _data_dir_secret(data_dir: str) -> bytes:
 def settings(config: Config) -> AuthSettings:
     """The token settings of ``config``: its secret, or the data directory's (made on first use)."""
     secret = config.jwt_secret.encode() if config.jwt_secret is not None else _data_dir_secret(config.data_dir)
-    return AuthSettings(secret, config.jwt_issuer, config.jwt_audience)
+    return AuthSettings(secret, config.jwt_issuer, config.jwt_audience, config.jwt_max_lifetime)
 
 
 def issue(auth: AuthSettings, role: Role, subject: str, ttl: float, *, now: float | None = None) -> str:
@@ -89,6 +91,11 @@ def issue(auth: AuthSettings, role: Role, subject: str, ttl: float, *, now: floa
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not SUBJECT.fullmatch(subject):
         raise ValueError(f"{subject!r} is not a user id (1 to 64 letters, digits, _.@-)")
+    if ttl > auth.max_lifetime:
+        raise ConfigError(
+            f"a token valid for {int(ttl)}s would be refused: the services accept at most {auth.max_lifetime}s"
+            " (MYEVENTS_JWT_MAX_LIFETIME); ask for less, or raise that setting"
+        )
     issued = int(time.time() if now is None else now)
     claims: dict[str, object] = {
         "sub": subject,

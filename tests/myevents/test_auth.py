@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import jwt
 import pytest
 from falcon import testing
@@ -369,3 +370,36 @@ def test_the_variables_win_over_the_file_and_the_secret_is_never_shown(tmp_path:
     assert TEST_SECRET not in repr(cfg)
     assert config.load("events", config_file=str(path), env={}).jwt_issuer == "file-issuer"
     assert config.load("events", env={}).jwt_issuer == "myevents"
+
+
+def test_a_token_valid_for_longer_than_the_maximum_is_refused(events_client: testing.TestClient) -> None:
+    """However well signed: a token whose expiry lies more than 30 days ahead (the year 10^22 here) gets 401."""
+    forever = jwt.encode(
+        {"sub": "mallory", "role": "organizer", "iss": TEST_AUTH.issuer, "iat": 0, "exp": 10**22},
+        TEST_AUTH.secret,
+        algorithm=auth.ALGORITHM,
+    )
+    r = events_client.simulate_post("/locations", json={"Name": "x", "Halls": []}, headers=bearer(forever))
+    assert r.status_code == 401
+    assert "valid for longer than the 2592000s this service accepts" in r.json["detail"]
+    assert auth.verify(TEST_AUTH, token("user", "ann", ttl=29 * 86400)).subject == "ann"
+    short = attrs.evolve(TEST_AUTH, max_lifetime=60)
+    with pytest.raises(Problem):
+        auth.verify(short, token("user", "ann", ttl=3600))
+
+
+def test_the_maximum_lifetime_is_configurable_and_myevents_token_keeps_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = {"MYEVENTS_JWT_SECRET": TEST_SECRET, "MYEVENTS_JWT_MAX_LIFETIME": "3600"}
+    assert config.load("events", env=env).jwt_max_lifetime == 3600
+    with pytest.raises(ConfigError, match="MYEVENTS_JWT_MAX_LIFETIME: 'soon' is not a whole number of seconds"):
+        config.load("events", env={**env, "MYEVENTS_JWT_MAX_LIFETIME": "soon"})
+    os.environ.update(env)
+    try:
+        assert cli.main(["token", "user", "ann", "--ttl", "2h", "--data-dir", str(tmp_path)]) == 2
+        assert "would be refused: the services accept at most 3600s" in capsys.readouterr().err
+        assert cli.main(["token", "user", "ann", "--ttl", "30m", "--data-dir", str(tmp_path)]) == 0
+    finally:
+        for name in env:
+            os.environ.pop(name)

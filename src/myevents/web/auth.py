@@ -2,8 +2,8 @@
 
 Two roles: an **organizer** creates and changes events and locations and may see and cancel any booking; a
 **user** books, and sees and cancels only their own bookings. A token names its subject (``sub``, the user id of
-the bookings it makes), its role (``role``), its issuer (``iss``) and its expiry (``exp``); an audience (``aud``)
-is checked when one is configured.
+the bookings it makes), its role (``role``), its issuer (``iss``) and its expiry (``exp``), at most
+``max_lifetime`` seconds ahead (30 days unless configured); an audience (``aud``) is checked when one is configured.
 
 When no secret is configured, every service of a machine and ``myevents token`` share a random one kept in the
 data directory (``jwt-secret``, mode 0600), made by whichever of them needs it first.
@@ -13,6 +13,7 @@ Neither a secret nor a token is ever logged or put in a response.
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 import attrs
@@ -81,6 +82,12 @@ def verify(auth: AuthSettings, token: str) -> Principal:
         raise _unauthorized(f"the token has no {exc.claim!r} claim") from None
     except jwt.InvalidTokenError:
         raise _unauthorized("the token is not valid (malformed, or not signed with this service's secret)") from None
+    left = claims["exp"] - time.time() if isinstance(claims.get("exp"), int | float) else None
+    if left is None or left > auth.max_lifetime:
+        raise _unauthorized(
+            f"the token is valid for longer than the {auth.max_lifetime}s this service accepts; get one that"
+            " expires sooner"
+        )
     subject, role = claims.get("sub"), claims.get("role")
     if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
         raise _unauthorized("the token's subject is not a user id")
