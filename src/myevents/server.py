@@ -24,11 +24,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
-from gunicorn.workers.gthread import ThreadWorker  # type: ignore[import-untyped]
 
 from myevents import logs
 from myevents.config import Config
-from myevents.edge import close_unread, install_problem_pages
+from myevents.edge import BufferingWorker, close_unread, install_problem_pages
 from myevents.shutdown import draining
 from pubsubkit import errors
 from pubsubkit.errors import PubsubkitError
@@ -115,8 +114,9 @@ def _open_and_close(config: Config) -> None:
 _SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM)
 
 
-class Worker(ThreadWorker):  # type: ignore[misc]
-    """gunicorn's threaded worker, whose quick shutdown (SIGINT, SIGQUIT) runs once.
+class Worker(BufferingWorker):
+    """gunicorn's threaded worker, reading requests before giving them a thread (:class:`BufferingWorker`), whose
+    quick shutdown (SIGINT, SIGQUIT) runs once.
 
     Ctrl-C sends a worker SIGINT from the terminal and, at about the same time, SIGQUIT from its master.
     gunicorn's ``handle_quit`` is not reentrant: it shuts the request thread pool down, holding the pool's lock,

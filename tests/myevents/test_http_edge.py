@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 from myevents_procs import Proc, call, free_port, wait_ready
 from myevents_support import TEST_SECRET, as_organizer, as_user, wait_for
+
+from myevents.edge import request_complete
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +46,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
 
 @pytest.fixture(scope="module")
 def event_id(served: tuple[str, str, int, int]) -> str:
-    """An event with 10 seats that the booking service knows."""
+    """An event with 100 seats that the booking service knows."""
     ev, bk, _, _ = served
     _, loc, _ = call(
-        "POST", ev + "/locations", {"Name": "Hall", "Halls": [{"name": "a", "capacity": 10}]}, as_organizer()
+        "POST", ev + "/locations", {"Name": "Hall", "Halls": [{"name": "a", "capacity": 100}]}, as_organizer()
     )
     body = {"Name": "Edge", "StartDate": 1_800_000_000, "EndDate": 1_800_007_200, "Location": {"ID": loc["ID"]}}
     _, event, _ = call("POST", ev + "/events", body, as_organizer())
-    wait_for(lambda: call("GET", f"{bk}/events/{event['ID']}")[1].get("Capacity") == 10, timeout=20, what="copy")
+    wait_for(lambda: call("GET", f"{bk}/events/{event['ID']}")[1].get("Capacity") == 100, timeout=20, what="copy")
     return str(event["ID"])
 
 
@@ -176,3 +179,54 @@ def test_the_services_still_answer(served: tuple[str, str, int, int], tmp_path: 
     ev, bk, _, _ = served
     assert call("GET", ev + "/health")[0] == 200
     assert call("GET", bk + "/health")[0] == 200
+
+
+def test_slow_clients_hold_no_thread(served: tuple[str, str, int, int], event_id: str) -> None:
+    """200 connections per service sending their request slowly (a head never finished, or a head and the start
+    of a body) hold no thread: /health on both and a booking still answer. The latencies are printed (run with
+    -s to see them), not asserted."""
+    ev, bk, ev_port, bk_port = served
+    slow: list[socket.socket] = []
+    partial_body = request(
+        "POST", f"/events/{event_id}/bookings", b"{", {"Content-Type": "application/json", "Content-Length": "100"}
+    )
+    try:
+        for port in (ev_port, bk_port):
+            for i in range(200):
+                sock = connect(port)
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n" if i % 2 else partial_body)
+                slow.append(sock)
+        took: list[float] = []
+        for _ in range(10):
+            start = time.monotonic()
+            assert call("GET", ev + "/health")[0] == 200
+            assert call("GET", bk + "/health")[0] == 200
+            status, _, _ = call("POST", f"{bk}/events/{event_id}/bookings", {"seats": 1}, as_user("patient"))
+            assert status == 201
+            took.append(time.monotonic() - start)
+        print(
+            f"\n400 slow connections held: two /health and a booking took {1000 * min(took):.0f} ms at best,"
+            f" {1000 * sorted(took)[len(took) // 2]:.0f} ms median, {1000 * max(took):.0f} ms at worst"
+        )
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+@pytest.mark.parametrize(
+    ("raw", "complete"),
+    [
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n", False),
+        (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", True),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nab", False),
+        (b"POST /x HTTP/1.1\r\ncontent-length:  5 \r\n\r\nabcde", True),
+        (b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", True),
+        (b"POST /x HTTP/1.1\r\nContent-Length: many\r\n\r\n", True),
+        (b"POST /x HTTP/1.1\r\nContent-Length: 999999\r\n\r\n" + b"x" * 70_000, True),
+        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n", False),
+        (b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n0\r\n\r\n", True),
+        (b"GET /" + b"a" * 70_000, True),
+    ],
+)
+def test_when_a_buffered_request_is_handed_to_a_thread(raw: bytes, complete: bool) -> None:
+    assert request_complete(raw) is complete
