@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -36,7 +37,7 @@ from schemathesis.checks import (
 )
 
 import pubsubkit
-from myevents import booking, events
+from myevents import booking, contracts, events
 
 CHECKS = [
     not_a_server_error,
@@ -280,3 +281,78 @@ def test_a_huge_path_gets_a_problem(targets: dict[str, Target]) -> None:
         for path in ("/events/" + "x" * 100_000, "/events/" + "%ff" * 1000, "/events/%00/%00"):
             r = testing.TestClient(target.app).simulate_get(path, headers=as_organizer())
             assert_problem(r, 404)
+
+
+#: The checks of the stateful phase: no 5xx, and every response as the document declares it.
+STATEFUL_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    response_headers_conformance,
+]
+STATEFUL_SETTINGS = hypothesis.settings(
+    max_examples=15, stateful_step_count=8, deadline=None, derandomize=True, database=None
+)
+
+
+#: Operations whose success in the stateful phase shows that a link was followed: their path ID came from an
+#: earlier response (a generated ID names nothing, and the seeded event is not one of their IDs).
+LINKED = {
+    "events": {"GET /locations/{id} -> 200", "GET /events/{id} -> 200", "PATCH /events/{id} -> 200"},
+    "booking": {"GET /bookings/{id} -> 200", "DELETE /bookings/{id} -> 200"},
+}
+SEEDED_EVENT = "seq-event"
+
+
+def _seed_booking(svc: Any) -> None:
+    """A location and an event on the booking service's bus, and wait until its copy has them."""
+    emitter = svc.backends.broker.emitter()
+    emitter.emit(contracts.LocationCreated("seq-loc", "Hall", "", "", [contracts.Hall("a", "", 1000)]), key="seq-loc")
+    when = datetime(2027, 1, 1, tzinfo=UTC)
+    emitter.emit(contracts.EventCreated(SEEDED_EVENT, "Seq", "seq-loc", when, when), key=SEEDED_EVENT)
+    known_to_booking(testing.TestClient(svc.app), SEEDED_EVENT)
+
+
+@pytest.mark.parametrize(("service", "schema"), [("events", events_schema), ("booking", booking_schema)])
+def test_stateful_sequences(service: str, schema: Any) -> None:
+    """schemathesis' stateful phase: sequences of calls, each using what earlier responses returned (the IDs of
+    what a POST made); no 5xx and no response outside the document. Each sequence runs on services of its own,
+    so that a sequence Hypothesis replays meets the same state. The event service is called as an organizer;
+    the booking service as the user whose bookings they are, on an event seeded on its bus (a generated event
+    ID is replaced by it when its length is even, as in the stateless runs)."""
+    make = events.create_service if service == "events" else booking.create_service
+    seen: set[str] = set()
+
+    class Workflow(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            name = pubsubkit.new_id()
+            config = make_config(service, f"memory://seq-bus-{name}", f"memory://seq-store-{name}")  # type: ignore[arg-type]
+            self.service = make(config).start()
+            if service == "booking":
+                _seed_booking(self.service)
+
+        def teardown(self) -> None:
+            self.service.close()
+
+        def before_call(self, case: Case[Any]) -> None:
+            params = case.path_parameters
+            if service == "booking" and case.path.startswith("/events/") and params:
+                event_id = params.get("id")
+                if isinstance(event_id, str) and len(event_id) % 2 == 0:
+                    params["id"] = SEEDED_EVENT
+            if service == "booking" and case.path == "/users/{id}/bookings" and params:
+                params["id"] = USER
+
+        def get_call_kwargs(self, case: Case[Any]) -> dict[str, Any]:
+            headers = as_organizer() if service == "events" else as_user(USER)
+            return {"app": self.service.app, "headers": headers}
+
+        def validate_response(
+            self, response: Any, case: Case[Any], additional_checks: Any = None, **kwargs: Any
+        ) -> None:
+            seen.add(f"{case.operation.label} -> {response.status_code}")
+            case.validate_response(response, checks=STATEFUL_CHECKS, transport_kwargs=kwargs)
+
+    Workflow.run(settings=STATEFUL_SETTINGS)
+    assert seen & LINKED[service], f"no sequence followed a link; responses seen: {sorted(seen)}"
