@@ -33,11 +33,17 @@ def test_the_originals_kafka_reader_gets_an_event_with_an_object_id(tmp_path: Pa
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
         reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
         try:  # sarama's ConsumePartition(topic, partition, 0) for every partition: assigned, not subscribed
-            partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-            reader.assign([TopicPartition(topic, p, 0) for p in partitions])
             records: list[dict[str, object]] = []
+            assigned = False
 
             def heard() -> bool:
+                nonlocal assigned
+                if not assigned:  # the relay may not have made the topic yet
+                    found = reader.list_topics(topic, timeout=5).topics.get(topic)
+                    if found is None or found.error is not None or not found.partitions:
+                        return False
+                    reader.assign([TopicPartition(topic, p, 0) for p in found.partitions])
+                    assigned = True
                 msg = reader.poll(0.5)
                 if msg is not None and msg.error() is None:
                     records.append(json.loads(msg.value()))

@@ -18,6 +18,8 @@ import pytest
 
 # Before the suite modules are imported, so that their asserts explain failures like a test module's do.
 pytest.register_assert_rewrite(
+    "pubsubkit.testing._arguments",
+    "pubsubkit.testing._dead_letters",
     "pubsubkit.testing._delivery",
     "pubsubkit.testing._failures",
     "pubsubkit.testing._lifecycle",

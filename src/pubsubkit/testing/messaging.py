@@ -14,6 +14,7 @@ message in case 18. A case that needs a capability the backend lacks is skipped 
 from __future__ import annotations
 
 from pubsubkit.testing._arguments import ArgumentCases
+from pubsubkit.testing._dead_letters import DeadLetterCommandCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
 from pubsubkit.testing._lifecycle import LifecycleCases
@@ -22,5 +23,7 @@ from pubsubkit.testing._middleware import MiddlewareCases
 __all__ = ["MessagingSuite"]
 
 
-class MessagingSuite(DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases, ArgumentCases):
+class MessagingSuite(
+    DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases, ArgumentCases, DeadLetterCommandCases
+):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""

@@ -24,7 +24,7 @@ CAPABILITIES = BrokerCapabilities(
     consumer_groups=True,
     replay=True,  # a new group reads the log from the start (auto.offset.reset=earliest)
     multi_process=True,
-    dead_letter_store=False,  # dead letters go to a topic; they are not listed or replayed through pubsubkit
+    dead_letter_store=True,  # the dead-letter topic, read from its start; a replay appends a marker
     restartable=True,
 )
 

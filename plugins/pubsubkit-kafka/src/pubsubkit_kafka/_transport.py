@@ -17,7 +17,8 @@ from confluent_kafka.cimpl import NewTopic
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
 from pubsubkit.plugin import redact
-from pubsubkit.transport import Consumer, Transport
+from pubsubkit.transport import Consumer, DeadLetter, Transport
+from pubsubkit_kafka._letters import find, read_letters, replay_marker
 from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import Record, encode_value, message_headers
 
@@ -241,6 +242,22 @@ class KafkaTransport(Transport):
             consumer.close()
             raise
         return consumer
+
+    # --- dead letters ------------------------------------------------------------------------------------
+
+    def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters in the dead-letter topic not replayed yet (of ``group``, or of all), oldest first."""
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        config = self.settings.consumer_config("pubsubkit-dead-letters", self.client_id("dead-letters"))
+        return read_letters(config, self.settings.dead_letter_topic, group)[:limit]
+
+    def replay_dead_letter(self, letter_id: str) -> None:
+        """Publish the original message again (with its id, to every group) and mark the letter replayed."""
+        letter = find(self.dead_letters(None, limit=1_000_000), letter_id)
+        assert letter.envelope is not None  # find() refuses a letter without one
+        self.publish([letter.envelope])
+        self.produce(self.settings.dead_letter_topic, [replay_marker(letter_id)])
 
     def ping(self) -> None:
         try:

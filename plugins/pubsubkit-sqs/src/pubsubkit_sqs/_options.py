@@ -22,7 +22,7 @@ CAPABILITIES = BrokerCapabilities(
     consumer_groups=True,  # a queue per group, each subscribed to the topic
     replay=False,  # a new group's queue gets what is published after it subscribed
     multi_process=True,
-    dead_letter_store=False,  # a dead-letter queue per group, inspected and redriven with AWS tools
+    dead_letter_store=True,  # a dead-letter queue per group, listed and replayed through the transport
     restartable=False,
 )
 FIFO_CAPABILITIES = BrokerCapabilities(
@@ -31,7 +31,7 @@ FIFO_CAPABILITIES = BrokerCapabilities(
     consumer_groups=True,
     replay=False,
     multi_process=True,
-    dead_letter_store=False,
+    dead_letter_store=True,
     restartable=False,
 )
 

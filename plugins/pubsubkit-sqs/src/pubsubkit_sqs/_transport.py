@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pubsubkit.envelope import Envelope
-from pubsubkit.errors import Closed, PublishError
+from pubsubkit.errors import Closed, NotFound, PublishError
 from pubsubkit.retry import Backoff, Retrier
-from pubsubkit.transport import Consumer, Transport
+from pubsubkit.transport import Consumer, DeadLetter, Transport
 from pubsubkit_sqs import _wire
 from pubsubkit_sqs._aws import Aws
 from pubsubkit_sqs._errors import DRIVER_ERRORS, is_missing, refused, translate
+from pubsubkit_sqs._letters import dead_letter_queues, letter_of, read_queue
 from pubsubkit_sqs._options import CAPABILITIES, FIFO_CAPABILITIES, Options, parse
 
 __all__ = ["CAPABILITIES", "FIFO_CAPABILITIES", "Refused", "SqsTransport"]
@@ -162,6 +163,42 @@ class SqsTransport(Transport):
         except DRIVER_ERRORS as exc:
             raise translate(exc, f"creating the queues of group {group}") from exc
         return SqsConsumer(self.aws, self.options, group, queues, self._closing.is_set)
+
+    # --- dead letters --------------------------------------------------------------------------------
+
+    def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
+        """The letters in the dead-letter queue of ``group``, or of every group of this prefix, oldest first."""
+        if self._closing.is_set():
+            raise Closed(f"{self.url} is closed")
+        letters: list[DeadLetter] = []
+        try:
+            for g, url in sorted(dead_letter_queues(self.aws.sqs, self.options, group).items()):
+                letters += [letter_of(g, m) for m in read_queue(self.aws.sqs, url, limit=limit)]
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "reading dead letters") from exc
+        letters.sort(key=lambda x: x.dead_at.timestamp() if x.dead_at is not None else 0.0)
+        return letters[:limit]
+
+    def replay_dead_letter(self, letter_id: str) -> None:
+        """Publish the original message to the topic again (every group gets it) and delete the letter."""
+        group, sep, message_id = letter_id.rpartition("/")
+        if not sep or not group:
+            raise NotFound(f"dead letter {letter_id!r} does not exist (ids look like <group>/<message id>)")
+        try:
+            queues = dead_letter_queues(self.aws.sqs, self.options, group)
+            if group not in queues:
+                raise NotFound(f"dead letter {letter_id}: group {group} has no dead-letter queue")
+            [message] = read_queue(self.aws.sqs, queues[group], limit=1_000_000, want=message_id)
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, "reading dead letters") from exc
+        letter = letter_of(group, message)
+        if letter.envelope is None:
+            raise NotFound(f"dead letter {letter_id} has no decodable message to replay")
+        self.publish([letter.envelope])
+        try:
+            self.aws.sqs.delete_message(QueueUrl=queues[group], ReceiptHandle=message["ReceiptHandle"])
+        except DRIVER_ERRORS as exc:
+            raise translate(exc, f"removing the replayed dead letter {letter_id}") from exc
 
     def ping(self) -> None:
         try:
