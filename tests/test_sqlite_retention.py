@@ -10,7 +10,7 @@ import pytest
 
 import pubsubkit
 from pubsubkit.backends.sqlite.transport import SqliteTransport
-from pubsubkit.testing import EventKit
+from pubsubkit.testing import EventKit, wait_until
 
 
 def _count(url: str) -> int:
@@ -86,3 +86,34 @@ def test_the_groups_and_trim_commands(tmp_path: Path) -> None:
     refused = _cli("trim", "memory://x")
     assert refused.returncode == 2
     assert "only a sqlite:// broker keeps a log that pubsubkit trims" in refused.stderr
+
+
+def test_dlq_replay_all(tmp_path: Path) -> None:
+    """``pubsubkit dlq URL --replay-all`` replays every listed letter; --replay and --replay-all exclude each other."""
+    kit = EventKit()
+    ping = kit.event_type()
+    url = f"sqlite:///{tmp_path}/bus.db"
+    with pubsubkit.open_broker(url, codec=kit.codec) as broker:
+        listener = broker.listener("picky", poll_interval=0.01)
+
+        def refuse(event: object, msg: object) -> None:
+            raise pubsubkit.FatalError("no")
+
+        listener.add_handler(ping, refuse)
+        listener.start()
+        sent = [broker.emitter().emit(ping(n=i)).id for i in range(3)]
+        wait_until(lambda: len(broker.transport.dead_letters("picky")) == 3, what="three dead letters")
+        listener.close(10)
+    done = _cli("dlq", url, "--group", "picky", "--replay-all")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("replayed ") == 3
+    with pubsubkit.open_broker(url, codec=kit.codec) as broker:
+        assert broker.transport.dead_letters("picky") == []
+        consumer = broker.transport.consumer("later", None)
+        ids = [d.envelope.id for d in consumer.receive(10, 1) if d.envelope]
+        consumer.close()
+    assert sorted(ids) == sorted(sent + sent), "each replayed message is in the log again, with its id"
+    both = _cli("dlq", url, "--replay", "x", "--replay-all")
+    assert both.returncode == 2
+    assert "not allowed with argument" in both.stderr
+    assert _cli("dlq", url, "--replay-all").stderr.strip() == "no dead letters to replay"

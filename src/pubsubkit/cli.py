@@ -104,6 +104,11 @@ def _tail(args: argparse.Namespace) -> int:
 
 def _dlq(args: argparse.Namespace) -> int:
     with open_broker(args.url) as broker:
+        if args.replay_all:
+            args.replay = [dl.id for dl in broker.transport.dead_letters(args.group, args.limit) if dl.id]
+            if not args.replay:
+                print("no dead letters to replay", file=sys.stderr)
+                return 0
         if args.replay:
             for letter_id in args.replay:
                 broker.transport.replay_dead_letter(letter_id)
@@ -196,8 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("url", help="broker URL")
     s.add_argument("--group", help="only this consumer group's dead letters")
     s.add_argument("--limit", type=int, default=100)
-    s.add_argument(
+    what = s.add_mutually_exclusive_group()
+    what.add_argument(
         "--replay", nargs="+", metavar="ID", help="publish these dead letters again, to every group bound to their name"
+    )
+    what.add_argument(
+        "--replay-all", action="store_true", help="replay every dead letter listed (of --group, up to --limit)"
     )
     s.set_defaults(fn=_dlq)
 
