@@ -117,3 +117,36 @@ def test_dlq_replay_all(tmp_path: Path) -> None:
     assert both.returncode == 2
     assert "not allowed with argument" in both.stderr
     assert _cli("dlq", url, "--replay-all").stderr.strip() == "no dead letters to replay"
+
+
+def test_a_group_moved_back_receives_again_from_the_start_or_a_time(tmp_path: Path) -> None:
+    kit = EventKit()
+    ping = kit.event_type()
+    url = f"sqlite:///{tmp_path}/bus.db"
+    with pubsubkit.open_broker(url, codec=kit.codec) as broker:
+        transport = broker.transport
+        assert isinstance(transport, SqliteTransport)
+        consumer = transport.consumer("g", None)
+        early = broker.emitter().emit_many([ping(n=i) for i in range(3)])
+        middle = early[-1].occurred_at
+        late = broker.emitter().emit_many([ping(n=i) for i in range(3, 5)])
+        consumer.ack(consumer.receive(10, 1))
+        assert consumer.receive(10, 0.1) == []
+        assert transport.reset_group("g", late[0].occurred_at) == 2
+        assert [d.envelope.id for d in consumer.receive(10, 1) if d.envelope] == [e.id for e in late]
+        assert transport.reset_group("g") == 5
+        again = consumer.receive(10, 1)
+        assert [d.envelope.id for d in again if d.envelope] == [e.id for e in early + late]
+        consumer.ack(again)
+        consumer.close()
+        assert middle <= late[0].occurred_at
+        with pytest.raises(pubsubkit.NotFound, match="no consumer group nobody"):
+            transport.reset_group("nobody")
+    moved = _cli("replay", url, "--group", "g", "--from", "earliest")
+    assert moved.stdout.strip() == "group g receives 5 messages again"
+    bad = _cli("replay", url, "--group", "g", "--from", "yesterday")
+    assert bad.returncode == 2
+    assert "use earliest or a time like" in bad.stderr
+    unknown = _cli("replay", "memory://x", "--group", "g")  # a memory broker of its own: no group joined it
+    assert unknown.returncode == 2
+    assert "no consumer group g on this memory broker" in unknown.stderr

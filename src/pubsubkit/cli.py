@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from pubsubkit.api import default_plugin_manager, open_broker
@@ -167,6 +168,25 @@ def _groups(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    since = None if args.since == "earliest" else datetime.fromisoformat(args.since)
+    with open_broker(args.url) as broker:
+        count = broker.transport.reset_group(args.group, since)
+    print(f"group {args.group} receives {count} messages again")
+    return 0
+
+
+def _since(text: str) -> str:
+    if text != "earliest":
+        try:
+            datetime.fromisoformat(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: use earliest or a time like 2026-12-01T08:00:00+00:00"
+            ) from None
+    return text
+
+
 def _trim(args: argparse.Namespace) -> int:
     with open_broker(args.url) as broker:
         removed = _log_tool(broker, "trim")(args.older_than)
@@ -214,6 +234,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
     s.add_argument("--forget", nargs="+", metavar="GROUP", help="remove these groups, so they no longer hold the log")
     s.set_defaults(fn=_groups)
+
+    s = sub.add_parser("replay", help="move a consumer group back, so that it receives retained messages again")
+    s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
+    s.add_argument("--group", required=True, help="the consumer group to move back")
+    s.add_argument(
+        "--from",
+        dest="since",
+        type=_since,
+        default="earliest",
+        metavar="earliest|TIME",
+        help="the first message kept (default), or the first that occurred at or after TIME (ISO 8601)",
+    )
+    s.set_defaults(fn=_replay)
 
     s = sub.add_parser("trim", help="delete the messages of a sqlite:// log that every group has settled")
     s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")

@@ -165,3 +165,11 @@ class Transport(abc.ABC):
     def replay_dead_letter(self, letter_id: str) -> None:
         """Publish a dead letter's original message again and remove it from the dead-letter store."""
         raise NotImplementedError(f"{type(self).__name__} cannot replay dead letters")
+
+    def reset_group(self, group: str, since: datetime | None = None) -> int:
+        """Move ``group`` back so that it receives again every retained message (``since`` None) or those that
+        occurred at or after ``since``; returns how many it will receive again. Only brokers with the ``replay``
+        capability can; what the group's members hold is handed out again (an inbox absorbs the repeats)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot move a group back: it keeps no log to replay (capability replay)"
+        )

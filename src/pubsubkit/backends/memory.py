@@ -14,6 +14,7 @@ import copy
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -115,6 +116,22 @@ class MemoryTransport(Transport):
     def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
         with self.hub.cond:
             return [d for d in self.hub.dead if group is None or d.group == group][:limit]
+
+    def reset_group(self, group: str, since: datetime | None = None) -> int:
+        """Move ``group`` back to the first message (``since`` None) or the first that occurred at or after
+        ``since``; its members receive those again."""
+        with self.hub.cond:
+            st = self.hub.groups.get(group)
+            if st is None:
+                raise NotFound(f"no consumer group {group} on this memory broker")
+            first = next(
+                (i for i, env in enumerate(self.hub.log) if since is None or env.occurred_at >= since),
+                len(self.hub.log),
+            )
+            st.committed = first
+            st.claims.clear()
+            self.hub.cond.notify_all()
+            return len(self.hub.log) - first
 
     def backlog(self, group: str) -> int:
         """Messages published so far that ``group`` has not settled (acknowledged or dead-lettered) yet: the

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Collection, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pubsubkit.backends.sqlite.consumer import SqliteConsumer
@@ -117,6 +117,27 @@ class SqliteTransport(Transport):
         with self.db.tx() as c:
             c.execute("DELETE FROM pk_claims WHERE grp = ?", (group,))
             return bool(c.execute("DELETE FROM pk_groups WHERE grp = ?", (group,)).rowcount)
+
+    def reset_group(self, group: str, since: datetime | None = None) -> int:
+        """Move ``group``'s offset back to the first message kept (``since`` None) or to the first that occurred
+        at or after ``since``, and drop its claims: its members receive those messages again."""
+        with self.db.tx() as c:
+            if c.execute("SELECT 1 FROM pk_groups WHERE grp = ?", (group,)).fetchone() is None:
+                raise NotFound(f"no consumer group {group} in {self.db.path} (pubsubkit groups lists them)")
+            if since is None:
+                (first,) = c.execute("SELECT MIN(seq) FROM pk_messages").fetchone()
+            else:
+                at = (since if since.tzinfo else since.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+                (first,) = c.execute("SELECT MIN(seq) FROM pk_messages WHERE occurred_at >= ?", (at,)).fetchone()
+            if first is None:
+                (last,) = c.execute("SELECT COALESCE(MAX(seq), 0) FROM pk_messages").fetchone()
+                first = last + 1
+            c.execute("UPDATE pk_groups SET committed = ? WHERE grp = ?", (first - 1, group))
+            c.execute("DELETE FROM pk_claims WHERE grp = ?", (group,))
+            (count,) = c.execute("SELECT COUNT(*) FROM pk_messages WHERE seq >= ?", (first,)).fetchone()
+        with self.waker:
+            self.waker.notify_all()
+        return int(count)
 
     def groups(self) -> dict[str, int]:
         """Every consumer group that joined, and how many messages it has not settled yet."""
