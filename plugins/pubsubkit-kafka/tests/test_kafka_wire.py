@@ -214,3 +214,39 @@ def test_identical_go_records_each_have_their_effect(
         listener.close()
         store.close()
     assert effects.count == 2
+
+
+def _ids(broker: Broker, group: str, count: int) -> list[str]:
+    """The ids of the first ``count`` messages a new member of ``group`` receives (acknowledged, then it leaves)."""
+    consumer = broker.transport.consumer(group, None)
+    got: list[Any] = []
+    deadline = time.monotonic() + 60
+    while len(got) < count and time.monotonic() < deadline:
+        got += consumer.receive(count - len(got), 0.5)
+    consumer.ack(got)
+    extra = consumer.receive(10, 1.0)
+    consumer.close()
+    assert extra == [], "the group received more than it was moved back over"
+    return [d.envelope.id for d in got if d.envelope is not None]
+
+
+def test_a_stopped_group_is_moved_back_to_the_start_or_a_time(broker: Broker, kit: EventKit) -> None:
+    """reset_group: a stopped group receives again every record kept, or those at or after a time; a group with
+    a member is refused with the fix."""
+    ping = kit.event_type()
+    group = kit.name("g")
+    early = broker.emitter().emit_many([(ping(n=i), f"k{i}") for i in range(3)])
+    time.sleep(0.05)  # so that the later records' timestamps are later
+    late = broker.emitter().emit_many([(ping(n=i), f"k{i}") for i in range(3, 6)])
+    assert sorted(_ids(broker, group, 6)) == sorted(e.id for e in early + late)
+    assert broker.transport.reset_group(group, late[0].occurred_at) == 3
+    assert sorted(_ids(broker, group, 3)) == sorted(e.id for e in late)
+    assert broker.transport.reset_group(group) == 6
+    assert sorted(_ids(broker, group, 6)) == sorted(e.id for e in early + late)
+    member = broker.transport.consumer(group, None)
+    try:
+        member.receive(1, 10)  # joins the group
+        with pytest.raises(ConfigError, match="has members: stop its listeners"):
+            broker.transport.reset_group(group)
+    finally:
+        member.close()

@@ -20,7 +20,7 @@ from pubsubkit.errors import ConnectionLost, NotFound
 from pubsubkit.transport import DeadLetter
 from pubsubkit_kafka._wire import DL_PREFIX, Record, decode
 
-__all__ = ["REPLAYED_HEADER", "find", "read_letters", "replay_marker"]
+__all__ = ["REPLAYED_HEADER", "find", "offsets_since", "read_letters", "replay_marker"]
 
 #: The header of a marker record: the id of the dead letter that was replayed.
 REPLAYED_HEADER = DL_PREFIX + "replayed"
@@ -128,3 +128,30 @@ def find(letters: Sequence[DeadLetter], letter_id: str) -> DeadLetter:
                 raise NotFound(f"dead letter {letter_id} has no decodable message to replay")
             return letter
     raise NotFound(f"dead letter {letter_id} does not exist (or was replayed already)")
+
+
+def offsets_since(config: dict[str, Any], topic: str, since: datetime | None) -> tuple[dict[int, int], int]:
+    """Per partition of ``topic``, the offset of its first record kept (``since`` None) or of its first at or
+    after ``since``; and how many records lie from there to the end."""
+    reader = RawConsumer({**config, "enable.auto.commit": False})
+    try:
+        metadata = reader.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return {}, 0
+        offsets: dict[int, int] = {}
+        count = 0
+        for p in metadata.partitions:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            offset = low
+            if since is not None:
+                [found] = reader.offsets_for_times(
+                    [TopicPartition(topic, p, int(since.timestamp() * 1000))], timeout=10
+                )
+                offset = high if found.offset < 0 else max(found.offset, low)
+            offsets[p] = offset
+            count += high - offset
+        return offsets, count
+    except KafkaException as exc:
+        raise ConnectionLost(f"kafka: reading the offsets of topic {topic}: {exc}") from exc
+    finally:
+        reader.close()

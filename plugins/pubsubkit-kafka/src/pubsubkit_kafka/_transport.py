@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -18,7 +19,7 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Transport
-from pubsubkit_kafka._letters import find, read_letters, replay_marker
+from pubsubkit_kafka._letters import find, offsets_since, read_letters, replay_marker
 from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
 from pubsubkit_kafka._wire import Record, encode_value, message_headers
 
@@ -258,6 +259,39 @@ class KafkaTransport(Transport):
         assert letter.envelope is not None  # find() refuses a letter without one
         self.publish([letter.envelope])
         self.produce(self.settings.dead_letter_topic, [replay_marker(letter_id)])
+
+    # --- replay ------------------------------------------------------------------------------------------
+
+    def reset_group(self, group: str, since: datetime | None = None) -> int:
+        """Move ``group``'s committed offsets back to the first record kept (``since`` None) or the first at or
+        after ``since``, on every partition. Kafka allows it only while the group has no member: stop its
+        listeners first (ConfigError otherwise). A group that never joined starts there when it first does."""
+        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        group_id = self.settings.group_prefix + group
+        config = self.settings.consumer_config(group, self.client_id(group))
+        offsets, count = offsets_since(config, self.topic, since)
+        if not offsets:
+            return 0
+        request = ConsumerGroupTopicPartitions(group_id, [TopicPartition(self.topic, p, o) for p, o in offsets.items()])
+        try:
+            errors = [
+                tp.error
+                for future in self.admin().alter_consumer_group_offsets([request]).values()
+                for tp in future.result(timeout=30).topic_partitions
+                if tp.error is not None
+            ]
+        except KafkaException as exc:
+            errors = [exc.args[0] if exc.args else exc]
+        if errors:
+            first = errors[0]
+            code = first.code() if isinstance(first, KafkaError) else None
+            if code in (KafkaError.UNKNOWN_MEMBER_ID, KafkaError.REBALANCE_IN_PROGRESS) or "non-empty" in str(first):
+                raise ConfigError(f"kafka group {group} has members: stop its listeners, then move it back ({first})")
+            raise ConnectionLost(f"kafka: moving group {group} back: {first}")
+        return count
 
     def ping(self) -> None:
         try:
