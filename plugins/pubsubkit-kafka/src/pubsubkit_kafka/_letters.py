@@ -32,6 +32,30 @@ def _text(value: str | bytes | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
+#: Errors of a partition that is just being created or moving its leader: asked again for a while.
+_PASSING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+}
+_PASSING_WAIT = 15.0
+
+
+def _watermarks(reader: Any, topic: str, partition: int) -> tuple[int, int]:
+    """The low and high watermark of a partition, asked again while its leader is not there yet."""
+    deadline = time.monotonic() + _PASSING_WAIT
+    while True:
+        try:
+            low, high = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            err = exc.args[0] if exc.args else None
+            if not isinstance(err, KafkaError) or err.code() not in _PASSING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _records(config: dict[str, Any], topic: str) -> Iterator[Any]:
     """Every record of ``topic`` up to its end when the reading began, partition by partition."""
     reader = RawConsumer(
@@ -43,7 +67,7 @@ def _records(config: dict[str, Any], topic: str) -> Iterator[Any]:
             return
         ends: dict[int, int] = {}
         for p in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            low, high = _watermarks(reader, topic, p)
             if high > low:
                 ends[p] = high
         if not ends:
@@ -141,7 +165,7 @@ def offsets_since(config: dict[str, Any], topic: str, since: datetime | None) ->
         offsets: dict[int, int] = {}
         count = 0
         for p in metadata.partitions:
-            low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            low, high = _watermarks(reader, topic, p)
             offset = low
             if since is not None:
                 [found] = reader.offsets_for_times(
