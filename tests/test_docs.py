@@ -585,15 +585,19 @@ def test_the_dashboard_is_what_its_script_writes() -> None:
     assert written == module.dashboard(), "run: python deploy/grafana/make_dashboard.py"
 
 
-def test_the_http_reference_is_what_its_script_writes() -> None:
-    path = ROOT / "scripts" / "http_reference.py"
-    spec = importlib.util.spec_from_file_location("http_reference", path)
+def _script(name: str) -> Any:
+    """The module of ``scripts/<name>.py``, loaded from its file."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_http_reference_is_what_its_script_writes() -> None:
     written = (DOCS / "http-reference.md").read_text(encoding="utf-8")
-    assert written == module.page(), "run: .venv/bin/python scripts/http_reference.py"
+    assert written == _script("http_reference").page(), "run: .venv/bin/python scripts/http_reference.py"
 
 
 def test_every_test_the_guarantees_page_names_exists() -> None:
@@ -621,13 +625,7 @@ def test_the_conformance_page_lists_every_case() -> None:
 
 
 def _api_reference() -> Any:
-    path = ROOT / "scripts" / "api_reference.py"
-    spec = importlib.util.spec_from_file_location("api_reference", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _script("api_reference")
 
 
 def test_the_api_reference_is_what_its_script_writes() -> None:
