@@ -31,7 +31,7 @@ class Failing(Transport):
         if self.calls <= self.failures:
             raise self.error
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
         raise NotImplementedError
 
     def close(self) -> None:

@@ -68,6 +68,7 @@ class Broker:
         drain_timeout: float = 30.0,
         poll_interval: float = 0.5,
         batch_size: int = 100,
+        history: bool = True,
     ) -> Listener:
         """A :class:`~pubsubkit.listener.Listener` of consumer ``group`` on this broker.
 
@@ -78,6 +79,8 @@ class Broker:
         :param drain_timeout: on stop, how long running handlers may take before their messages are released.
         :param poll_interval: seconds one receive waits at most before the loop looks at stop again.
         :param batch_size: messages asked of the broker in one receive, at most.
+        :param history: a group that joins for the first time receives the messages the broker kept from before
+            (on brokers with the ``replay`` capability); False: only those published from its first join on.
         """
         return Listener(
             self.transport,
@@ -91,6 +94,7 @@ class Broker:
             drain_timeout=drain_timeout,
             poll_interval=poll_interval,
             batch_size=batch_size,
+            history=history,
         )
 
     def relay(

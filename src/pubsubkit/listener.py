@@ -98,6 +98,8 @@ class Listener:
     :param concurrency: worker lanes; messages of one key always use the same lane.
     :param store: enables the inbox (duplicate deliveries have one effect) and :meth:`Message.unit_of_work`.
     :param drain_timeout: on stop, how long in-flight handlers may take before their messages are released.
+    :param history: a group that joins for the first time receives what the broker kept from before (brokers with
+        the ``replay`` capability); False: only what is published from its first join on.
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Listener:
         drain_timeout: float = 30.0,
         poll_interval: float = 0.5,
         batch_size: int = 100,
+        history: bool = True,
     ) -> None:
         _check_arguments(group, store, retry, max_in_flight, concurrency, drain_timeout, poll_interval, batch_size)
         self.transport = transport
@@ -126,6 +129,9 @@ class Listener:
         self.drain_timeout = drain_timeout
         self.poll_interval = poll_interval
         self.batch_size = batch_size
+        if not isinstance(history, bool):
+            raise ConfigError(f"listener {group}: history={history!r}: give True (the default) or False")
+        self.history = history
         self._table = HandlerTable(codec.registry)
         self._observers = observers
         self._stop = threading.Event()
@@ -244,7 +250,11 @@ class Listener:
 
     def _open(self, names: Sequence[str] | None) -> Consumer:
         """Join the group, waiting out a broker that cannot be reached (until :meth:`stop`)."""
-        return retry_call(lambda: self.transport.consumer(self.group, names), stop=self._stop, backoff=_JOIN_BACKOFF)
+        # Passed only when False, so that a backend written before the keyword existed keeps working.
+        extra = {} if self.history else {"history": False}
+        return retry_call(
+            lambda: self.transport.consumer(self.group, names, **extra), stop=self._stop, backoff=_JOIN_BACKOFF
+        )
 
     def _loop(self, consumer: Consumer) -> None:
         self._lanes = [queue.SimpleQueue() for _ in range(self.concurrency)]

@@ -148,8 +148,13 @@ class Transport(abc.ABC):
         """Store every envelope at the broker, in order; return once all are confirmed or raise PublishError."""
 
     @abc.abstractmethod
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        """Join consumer ``group``, interested in ``names`` (``None``: every name). May deliver other names."""
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
+        """Join consumer ``group``, interested in ``names`` (``None``: every name). May deliver other names.
+
+        ``history``: a group that joins for the first time starts at the earliest retained message (True) or at
+        the messages published from now on (False); a group that exists resumes where it is either way. Brokers
+        without the ``replay`` capability keep no history and start from now regardless.
+        """
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -165,6 +170,11 @@ class Transport(abc.ABC):
     def replay_dead_letter(self, letter_id: str) -> None:
         """Publish a dead letter's original message again and remove it from the dead-letter store."""
         raise NotImplementedError(f"{type(self).__name__} cannot replay dead letters")
+
+    def forget_group(self, group: str) -> bool:
+        """Remove what the broker keeps for ``group`` (its position, its queues; its dead letters stay): a group
+        that joins under that name again is a new one. Returns whether the group existed."""
+        raise NotImplementedError(f"{type(self).__name__} cannot remove a consumer group")
 
     def reset_group(self, group: str, since: datetime | None = None) -> int:
         """Move ``group`` back so that it receives again every retained message (``since`` None) or those that

@@ -107,8 +107,8 @@ class MemoryTransport(Transport):
             self.hub.log.extend(envelopes)
             self.hub.cond.notify_all()
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        return MemoryConsumer(self.hub, group, lease=self.options.lease)
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
+        return MemoryConsumer(self.hub, group, lease=self.options.lease, history=history)
 
     def close(self) -> None:
         self._closed = True
@@ -116,6 +116,11 @@ class MemoryTransport(Transport):
     def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
         with self.hub.cond:
             return [d for d in self.hub.dead if group is None or d.group == group][:limit]
+
+    def forget_group(self, group: str) -> bool:
+        """Remove ``group``'s position and claims (its dead letters stay); returns whether it existed."""
+        with self.hub.cond:
+            return self.hub.groups.pop(group, None) is not None
 
     def reset_group(self, group: str, since: datetime | None = None) -> int:
         """Move ``group`` back to the first message (``since`` None) or the first that occurred at or after
@@ -160,13 +165,15 @@ class MemoryTransport(Transport):
 
 
 class MemoryConsumer(Consumer):
-    def __init__(self, hub: _Hub, group: str, *, lease: float = LEASE_SECONDS) -> None:
+    def __init__(self, hub: _Hub, group: str, *, lease: float = LEASE_SECONDS, history: bool = True) -> None:
         self.hub = hub
         self.group = group
         self.owner = new_id()
         self.lease_seconds: float = lease
         with hub.cond:
-            self.state = hub.groups.setdefault(group, GroupState())
+            if group not in hub.groups:  # a new group: from the first message, or (without history) from now
+                hub.groups[group] = GroupState(committed=0 if history else len(hub.log))
+            self.state = hub.groups[group]
         self._closed = False
 
     def _take(self, max_messages: int) -> list[Delivery]:

@@ -86,8 +86,9 @@ class _Partition:
 class KafkaConsumer(Consumer):
     """One member of Kafka consumer group ``group`` (``group.id``), subscribed to the transport's topic."""
 
-    def __init__(self, transport: Producing, group: str) -> None:
+    def __init__(self, transport: Producing, group: str, *, history: bool = True) -> None:
         self.t = transport
+        self.history = history
         self.topic = transport.topic
         self.group = group
         self.commit_interval = transport.settings.commit_interval
@@ -121,6 +122,8 @@ class KafkaConsumer(Consumer):
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.debug("kafka group %s: assigned %s", self.group, [tp.partition for tp in partitions])
+        if not self.history:
+            self._start_at_end(consumer, partitions)
         for tp in partitions:
             self._parts[tp.partition] = _Partition()
             self._seeks.pop(tp.partition, None)
@@ -129,6 +132,25 @@ class KafkaConsumer(Consumer):
             self._paused = [tp for tp in self._paused if tp.partition not in self._parts]
             with contextlib.suppress(KafkaException):
                 self.c.resume(partitions)
+
+    def _start_at_end(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        """A group without history: the partitions it has no committed offset for start at their end, committed
+        at once, so that what is published while it is away later is still its own (not skipped by a reset)."""
+        try:
+            committed = consumer.committed(partitions, timeout=10)
+            fresh = [tp for tp in committed if tp.offset < 0]
+            if not fresh:
+                return
+            for tp in fresh:
+                tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
+            consumer.commit(offsets=fresh, asynchronous=False)
+            at = {tp.partition: tp.offset for tp in fresh}
+            for tp in partitions:
+                tp.offset = at.get(tp.partition, tp.offset)
+            consumer.assign(partitions)
+        except KafkaException as exc:  # the group then reads from the start: more, never less
+            log.warning("kafka group %s: could not start at the end of the log (%s); starting from the start",
+                        self.group, exc)
 
     def bind_settler(self, settle: Callable[[], None]) -> None:
         self._settle = settle

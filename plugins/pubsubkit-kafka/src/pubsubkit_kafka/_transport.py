@@ -231,12 +231,12 @@ class KafkaTransport(Transport):
 
     # --- consuming and the rest --------------------------------------------------------------------------
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
         if self._closed:
             raise Closed(f"{self.url} is closed")
         from pubsubkit_kafka._consumer import KafkaConsumer
 
-        consumer = KafkaConsumer(self, group)
+        consumer = KafkaConsumer(self, group, history=history)
         try:
             self.ensure_topic(self.topic)
         except BaseException:
@@ -292,6 +292,25 @@ class KafkaTransport(Transport):
                 raise ConfigError(f"kafka group {group} has members: stop its listeners, then move it back ({first})")
             raise ConnectionLost(f"kafka: moving group {group} back: {first}")
         return count
+
+    def forget_group(self, group: str) -> bool:
+        """Delete consumer group ``group`` and its committed offsets (Kafka allows it only while the group has no
+        member: ConfigError otherwise). Returns whether it existed."""
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        group_id = self.settings.group_prefix + group
+        try:
+            for future in self.admin().delete_consumer_groups([group_id], request_timeout=30).values():
+                future.result(timeout=30)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else exc
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code == KafkaError.GROUP_ID_NOT_FOUND:
+                return False
+            if code == KafkaError.NON_EMPTY_GROUP:
+                raise ConfigError(f"kafka group {group} has members: stop its listeners, then remove it") from None
+            raise ConnectionLost(f"kafka: removing group {group}: {error}") from exc
+        return True
 
     def ping(self) -> None:
         try:

@@ -54,7 +54,7 @@ class RabbitTransport(Transport):
             [Outgoing(exchange, env.name, env.payload, _wire.properties_of(env)) for env in envelopes]
         )
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
         self._check_open()
         with self._lock:
             self._groups.add(group)

@@ -152,7 +152,7 @@ class SqsTransport(Transport):
 
     # --- consuming -----------------------------------------------------------------------------------
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
         from pubsubkit_sqs._consumer import SqsConsumer
 
         if self._closing.is_set():

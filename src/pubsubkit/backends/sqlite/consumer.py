@@ -21,7 +21,9 @@ __all__ = ["SqliteConsumer"]
 class SqliteConsumer(Consumer):
     """One member of consumer group ``group``: claims messages of the log for ``lease`` seconds at a time."""
 
-    def __init__(self, db: Database, waker: threading.Condition, group: str, *, lease: float, poll: float) -> None:
+    def __init__(
+        self, db: Database, waker: threading.Condition, group: str, *, lease: float, poll: float, history: bool = True
+    ) -> None:
         self.db = db
         self.waker = waker
         self.poll = poll
@@ -30,7 +32,9 @@ class SqliteConsumer(Consumer):
         self.lease_seconds: float = lease
         self._closed = False
         with self.db.tx() as c:
-            c.execute("INSERT OR IGNORE INTO pk_groups(grp, committed) VALUES (?, 0)", (group,))
+            # A new group starts before the first message kept, or (without history) after the last one so far.
+            start = "0" if history else "(SELECT COALESCE(MAX(seq), 0) FROM pk_messages)"
+            c.execute(f"INSERT OR IGNORE INTO pk_groups(grp, committed) VALUES (?, {start})", (group,))
 
     def _take(self, max_messages: int) -> list[Delivery]:
         now = time.time()

@@ -89,8 +89,8 @@ class SqliteTransport(Transport):
             self.waker.notify_all()
         self._trim_now_and_then()
 
-    def consumer(self, group: str, names: Collection[str] | None) -> Consumer:
-        return SqliteConsumer(self.db, self.waker, group, lease=self.lease, poll=self.poll)
+    def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
+        return SqliteConsumer(self.db, self.waker, group, lease=self.lease, poll=self.poll, history=history)
 
     # --- retention ----------------------------------------------------------------------------------
 
