@@ -127,6 +127,8 @@ class Sizes:
     bulk: int
     documents: int
     writers: int
+    seam_history: int
+    seam_meanwhile: int
 
     @classmethod
     def for_name(cls, name: str) -> Sizes:
@@ -153,6 +155,8 @@ FULL = Sizes(
     bulk=1000,
     documents=2000,
     writers=50,
+    seam_history=5000,
+    seam_meanwhile=5000,
 )
 
 QUICK = Sizes(
@@ -175,6 +179,8 @@ QUICK = Sizes(
     bulk=200,
     documents=400,
     writers=50,
+    seam_history=2000,
+    seam_meanwhile=5000,
 )
 
 

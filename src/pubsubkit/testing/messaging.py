@@ -7,7 +7,7 @@ suite and gives its URL::
             return f"sqlite:///{tmp_path}/bus.db"
 
 Optional fixtures (see :class:`~pubsubkit.testing._base.MessagingFixtures`): ``server_control`` for the
-reconnect cases 14 and 21, ``store_url`` for the inbox of case 19, ``publish_undecodable`` for a raw poison
+reconnect cases 14 and 21, ``store_url`` for the inbox of cases 19 and 30, ``publish_undecodable`` for a raw poison
 message in case 18. A case that needs a capability the backend lacks is skipped with the capability named.
 """
 
@@ -19,11 +19,18 @@ from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
 from pubsubkit.testing._lifecycle import LifecycleCases
 from pubsubkit.testing._middleware import MiddlewareCases
+from pubsubkit.testing._replay import ReplayCases
 
 __all__ = ["MessagingSuite"]
 
 
 class MessagingSuite(
-    DeliveryCases, FailureCases, LifecycleCases, MiddlewareCases, ArgumentCases, DeadLetterCommandCases
+    DeliveryCases,
+    FailureCases,
+    LifecycleCases,
+    MiddlewareCases,
+    ArgumentCases,
+    DeadLetterCommandCases,
+    ReplayCases,
 ):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""

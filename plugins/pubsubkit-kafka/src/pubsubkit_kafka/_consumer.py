@@ -149,8 +149,9 @@ class KafkaConsumer(Consumer):
                 tp.offset = at.get(tp.partition, tp.offset)
             consumer.assign(partitions)
         except KafkaException as exc:  # the group then reads from the start: more, never less
-            log.warning("kafka group %s: could not start at the end of the log (%s); starting from the start",
-                        self.group, exc)
+            log.warning(
+                "kafka group %s: could not start at the end of the log (%s); starting from the start", self.group, exc
+            )
 
     def bind_settler(self, settle: Callable[[], None]) -> None:
         self._settle = settle

@@ -1,10 +1,11 @@
 """A member of a consumer group: a blocking connection of its own, consuming the group's queue.
 
 The listener runtime calls a consumer from one thread at a time, which is what pika's BlockingConnection
-needs. The broker pushes up to ``prefetch`` messages ahead; :meth:`RabbitConsumer.receive` hands them out.
-After the connection dropped, the next call connects again, declares the topology again and resumes
-consuming; deliveries of the lost connection cannot be settled any more (the broker gives them back to the
-group by itself), so settling them is skipped.
+needs. A group that is new, or was moved back, first reads the archive up to its seam
+(:mod:`~pubsubkit_rabbitmq._archive`), then its queue. The broker pushes up to ``prefetch`` messages ahead;
+:meth:`RabbitConsumer.receive` hands them out. After the connection dropped, the next call connects again,
+declares the topology again and resumes consuming; deliveries of the lost connection cannot be settled any
+more (the broker gives them back to the group by itself), so settling them is skipped.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_rabbitmq import _wire
+from pubsubkit_rabbitmq._archive import CatchUp, declare_archive
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import Settings
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
-from pubsubkit_rabbitmq._topology import declare_group
+from pubsubkit_rabbitmq._topology import Bindings, declare_group
 
 __all__ = ["RabbitConsumer"]
 
@@ -45,13 +47,27 @@ class Token:
     properties: pika.BasicProperties
     body: bytes
     redelivered: bool = False
+    offset: int | None = None  # in the archive, for a message read from it
 
 
 class RabbitConsumer(Consumer):
     """One member of a consumer group on the group's queue."""
 
-    def __init__(self, settings: Settings, publisher: Publisher, group: str, names: Collection[str] | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: Publisher,
+        group: str,
+        names: Collection[str] | None,
+        *,
+        history: bool = True,
+    ) -> None:
         self.publisher = publisher
+        self.history = history
+        self._catch: CatchUp | None = None
+        self._archive_tag: str | None = None
+        self._bindings: Bindings | None = None
+        self._rewind = False
         self.settings = settings
         self.group = group
         self.names = None if names is None else frozenset(names)
@@ -69,30 +85,83 @@ class RabbitConsumer(Consumer):
         conn = connect(self.settings)
         try:
             channel = conn.channel()
+            declare_archive(channel, self.settings)
+            catch = CatchUp.begin(conn, self.settings, self.group, self.history)
             bindings = declare_group(channel, self.settings, self.group, self.names)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
             self._generation += 1
-            generation = self._generation
-
-            def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                self._buffer.append(
-                    Token(generation, method.delivery_tag, method.routing_key, props, body, bool(method.redelivered))
-                )
-
-            for queue in bindings.queues:  # one channel: its delivery tags count across the queues
-                channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
+            self._conn, self._channel, self._bindings, self._catch = conn, channel, bindings, catch
+            if catch is None:
+                self._consume_queues()
+            else:
+                catch.mark_seam()
+                self._consume_archive(catch)
         except (*DRIVER_ERRORS, ConfigError) as exc:
+            self._conn = self._channel = self._catch = None
             with contextlib.suppress(*DRIVER_ERRORS):
                 if conn.is_open:
                     conn.close()
             if isinstance(exc, ConfigError):
                 raise
             raise translate(self.settings, exc, f"joining group {self.group}") from exc
-        self._conn, self._channel = conn, channel
+
+    def _consume_queues(self) -> None:
+        generation = self._generation
+
+        def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
+            self._buffer.append(
+                Token(generation, method.delivery_tag, method.routing_key, props, body, bool(method.redelivered))
+            )
+
+        assert self._bindings is not None
+        for queue in self._bindings.queues:  # one channel: its delivery tags count across the queues
+            self._channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
+
+    def _consume_archive(self, catch: CatchUp) -> None:
+        generation = self._generation
+
+        def on_archive(ch: Any, method: Any, props: Any, body: bytes) -> None:
+            offset = (props.headers or {}).get(_wire.STREAM_OFFSET)
+            if not isinstance(offset, int) or not catch.received(offset, props):
+                ch.basic_ack(method.delivery_tag)  # a seam marker: nothing to hand out
+                return
+            self._buffer.append(
+                Token(generation, method.delivery_tag, method.routing_key, props, body, False, offset=offset)
+            )
+
+        log.info("rabbitmq group %s: reading the archive from %s", self.group, catch.start_offset())
+        self._archive_tag = self._channel.basic_consume(
+            self.settings.archive_queue,
+            on_message_callback=on_archive,
+            auto_ack=False,
+            arguments={"x-stream-offset": catch.start_offset()},
+        )
+
+    def _catch_up(self) -> None:
+        """Switch from the archive to the queue past the seam; end the catch-up once all of it is settled."""
+        catch = self._catch
+        if catch is None:
+            return
+        if self._rewind:  # released archive messages: read again from the first of them, on a new connection
+            self._rewind = False
+            catch.close()
+            self._drop()
+            return
+        if not catch.switched and catch.past_seam():
+            self._channel.basic_cancel(self._archive_tag)
+            self._consume_queues()
+            catch.switched = True
+            catch.save(now=True)
+            log.info("rabbitmq group %s: read the archive up to its seam; now on its queue", self.group)
+        if catch.finish():
+            self._catch = None
+        else:
+            catch.save()
 
     def _drop(self) -> None:
         """Forget the connection (after an error); what it delivered comes back to the group by itself."""
         conn, self._conn, self._channel = self._conn, None, None
+        self._catch = None  # its position stays in the catch-up queue, for the next connection
         self._buffer.clear()
         self._outstanding.clear()
         if conn is not None:
@@ -117,12 +186,18 @@ class RabbitConsumer(Consumer):
         try:
             conn.process_data_events(time_limit=0)
             while not self._buffer:
+                self._catch_up()
+                if self._conn is None:
+                    return []
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                conn.process_data_events(time_limit=remaining)
+                conn.process_data_events(time_limit=min(remaining, 0.25) if self._catch else remaining)
+            self._catch_up()
         except DRIVER_ERRORS as exc:
             raise self._lost(exc, "receiving") from exc
+        if self._conn is None:
+            return []
         out: list[Delivery] = []
         while self._buffer and len(out) < max_messages:
             token = self._buffer.popleft()
@@ -142,10 +217,17 @@ class RabbitConsumer(Consumer):
             return Delivery(None, attempt=attempt, token=token, raw=token.body, error=f"{type(exc).__name__}: {exc}")
         return Delivery(env, attempt=attempt, token=token)
 
-    def _current(self, deliveries: Sequence[Delivery]) -> list[int]:
-        return [
-            d.token.tag for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation
-        ]
+    def _current(self, deliveries: Sequence[Delivery], *, settled: bool = True) -> list[int]:
+        tokens = [d.token for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation]
+        catch = self._catch
+        if catch is not None:
+            for t in tokens:
+                if t.offset is not None:
+                    if settled:
+                        catch.settled(t.offset)
+                    else:
+                        self._rewind = True
+        return [t.tag for t in tokens]
 
     def _settle(self, tags: Sequence[int], requeue: bool | None) -> None:
         """Ack (``requeue`` None) or nack ``tags``; the oldest unsettled ones with one ``multiple`` frame."""
@@ -177,7 +259,7 @@ class RabbitConsumer(Consumer):
         self._settle(self._current(deliveries), None)
 
     def release(self, deliveries: Sequence[Delivery]) -> None:
-        self._settle(self._current(deliveries), True)
+        self._settle(self._current(deliveries, settled=False), True)
 
     def dead_letter(self, delivery: Delivery, letter: DeadLetter) -> None:
         token = delivery.token
@@ -186,6 +268,7 @@ class RabbitConsumer(Consumer):
         letter_id = letter.id or f"{self.group}/{new_id()}"
         props = token.properties
         headers = dict(props.headers or {})
+        headers.pop(_wire.STREAM_OFFSET, None)
         headers.update(_wire.dead_letter_headers(letter, letter_id, delivery.envelope is None))
         message_id = props.message_id
         if delivery.envelope is not None:
@@ -206,10 +289,12 @@ class RabbitConsumer(Consumer):
             self.publisher.publish([Outgoing(self.settings.dead_letter_exchange, self.group, token.body, out)])
         except PubsubkitError as exc:
             raise ConnectionLost(f"dead-lettering a message of group {self.group}: {exc}") from exc
-        self._settle([token.tag], None)
+        self._settle(self._current([delivery]), None)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._catch is not None:
+            self._catch.close()  # where it is in the archive, for the next member
         self._drop()  # closing the channel gives every unacknowledged message back to the queue

@@ -7,6 +7,7 @@ win over the query.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,7 +39,7 @@ CAPABILITIES = BrokerCapabilities(
     ordered=False,  # the members of a group compete for its queue: messages of one key may overtake
     persistent=True,  # durable exchanges and queues, persistent messages, publisher confirms
     consumer_groups=True,  # a queue per group, bound to the exchange
-    replay=False,  # a group's queue gets what is published after it was declared
+    replay=True,  # the archive (a stream queue bound to the exchange) is read by a new or a reset group
     multi_process=True,
     dead_letter_store=True,  # a dead-letter queue per group, listed and replayed through the transport
     restartable=True,
@@ -77,6 +78,12 @@ OPTIONS: Mapping[str, str] = {
     " hash (derived from its name, headers and body)",
     "single_active": "true: one member of a group consumes at a time, the others stand by (per-key order)",
     "queue_expires": "seconds after which the broker deletes a group's queues once unused (default: never)",
+    "archive": "true (default): every message is also kept in the stream queue <exchange>.archive, which a new"
+    " group (or one moved back by pubsubkit replay) reads before its own queue; false: no history",
+    "archive_max_age": "how long the archive keeps messages, as RabbitMQ's x-max-age: a number and one of"
+    " Y M D h m s (default 7D)",
+    "archive_max_bytes": "bytes the archive keeps at most (default: no limit but the age); the oldest segment"
+    " goes first",
 }
 
 #: Options of one consumer group, given as ``<option>.<group>`` (``queue.booking=booking``).
@@ -89,6 +96,14 @@ GROUP_OPTIONS: Mapping[str, str] = {
 }
 
 _QUEUE_TYPE = one_of("quorum", "classic")
+_AGE = re.compile(r"[1-9][0-9]*[YMDhms]")
+
+
+def _age(backend: str, name: str, value: Any) -> str:
+    age = str(value).strip()
+    if not _AGE.fullmatch(age):
+        raise ConfigError(f"{backend} option {name}={value!r}: a number and one of Y M D h m s, as in 7D or 12h")
+    return age
 
 
 @attrs.frozen
@@ -130,6 +145,9 @@ class Settings:
     missing_id: str = option("fresh", parse=one_of("fresh", "hash"))
     queue_expires: float | None = option(None, parse=optional(real(1.0)))
     single_active: bool = option(False, parse=boolean)
+    archive: bool = option(True, parse=boolean)
+    archive_max_age: str = option("7D", parse=_age)
+    archive_max_bytes: int | None = option(None, parse=optional(whole(1)))
     groups: Mapping[str, GroupSettings] = attrs.field(factory=dict)
 
     @property
@@ -147,6 +165,24 @@ class Settings:
     def queue_type_of(self, group: str) -> str:
         """The type of ``group``'s queue: ``queue_type.<group>``, or ``queue_type``."""
         return self.group(group).queue_type or self.queue_type
+
+    @property
+    def archive_queue(self) -> str:
+        """The stream queue every message is kept in (``archive``), bound to the exchange for every name."""
+        return f"{self.exchange}.archive"
+
+    def archive_arguments(self) -> dict[str, Any]:
+        """Arguments of the archive: a stream queue and its retention."""
+        args: dict[str, Any] = {"x-queue-type": "stream", "x-max-age": self.archive_max_age}
+        if self.archive_max_bytes is not None:
+            args["x-max-length-bytes"] = self.archive_max_bytes
+            # retention drops whole segments: keep them small enough for the limit to bite
+            args["x-stream-max-segment-size-bytes"] = max(1_000_000, min(500_000_000, self.archive_max_bytes // 10))
+        return args
+
+    def catch_up_queue(self, group: str) -> str:
+        """The queue that holds where ``group`` is in the archive while it reads it (it exists only then)."""
+        return f"{self.exchange}.{group}.catchup"
 
     def dead_letter_queue(self, group: str) -> str:
         """The queue the dead letters of ``group`` are kept in."""

@@ -23,7 +23,8 @@ import pika.exceptions
 
 from pubsubkit.errors import Closed, ConnectionLost, PublishError, PubsubkitError
 from pubsubkit.plugin import redact
-from pubsubkit_rabbitmq._options import Settings, Unroutable
+from pubsubkit_rabbitmq._archive import archive_mismatch
+from pubsubkit_rabbitmq._options import QueueMismatch, Settings, Unroutable
 
 __all__ = ["Outgoing", "Publisher", "Unroutable"]
 
@@ -68,6 +69,7 @@ class _Link:
         self.ready = threading.Event()  # the channel is open and the exchanges exist
         self.over = threading.Event()  # set once the connection is gone (or never came)
         self.error = ""
+        self.mismatch: QueueMismatch | None = None  # the archive exists with other arguments: not worth a retry
         self.conn: pika.SelectConnection | None = None
         self.channel: Any = None
         self.next_tag = 0
@@ -132,18 +134,38 @@ class _Link:
         channel.confirm_delivery(ack_nack_callback=self._on_confirm, callback=lambda _frame: self._declare())
 
     def _declare(self) -> None:
+        """The exchanges, then (``archive``) the archive bound for every name, then ready."""
         s = self.settings
-        self.channel.exchange_declare(
+        ch = self.channel
+
+        def ready(_frame: Any = None) -> None:
+            self.ready.set()
+
+        def archive(_frame: Any) -> None:
+            if not s.archive:
+                ready()
+                return
+            ch.queue_declare(
+                s.archive_queue,
+                durable=True,
+                arguments=s.archive_arguments(),
+                callback=lambda _f: ch.queue_bind(s.archive_queue, s.exchange, routing_key="#", callback=ready),
+            )
+
+        ch.exchange_declare(
             s.dead_letter_exchange,
             exchange_type="direct",
             durable=True,
-            callback=lambda _frame: self.channel.exchange_declare(
-                s.exchange, exchange_type="topic", durable=True, callback=lambda _f: self.ready.set()
+            callback=lambda _frame: ch.exchange_declare(
+                s.exchange, exchange_type="topic", durable=True, callback=archive
             ),
         )
 
     def _on_channel_closed(self, channel: Any, exc: BaseException) -> None:
         self.error = f"channel closed: {exc!r}"
+        refused = isinstance(exc, pika.exceptions.ChannelClosedByBroker) and exc.reply_code == 406
+        if isinstance(exc, pika.exceptions.ChannelClosedByBroker) and refused and not self.ready.is_set():
+            self.mismatch = archive_mismatch(self.settings, exc.reply_text)
         conn = self.conn
         if conn is not None and not (conn.is_closing or conn.is_closed):
             conn.close()
@@ -236,6 +258,8 @@ class Publisher:
         waited = 0.0
         while not link.ready.is_set():
             if link.over.wait(0.01):
+                if link.mismatch is not None:
+                    raise link.mismatch
                 raise ConnectionLost(f"{redact(self.settings.url)}: {link.error}")
             waited += 0.01
             if waited > deadline:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -16,7 +17,7 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Transport
-from pubsubkit_rabbitmq import _options, _wire
+from pubsubkit_rabbitmq import _archive, _options, _wire
 from pubsubkit_rabbitmq._consumer import RabbitConsumer
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import CAPABILITIES
@@ -37,7 +38,9 @@ class RabbitTransport(Transport):
         self.url = url
         self.settings = _options.parse(url, options)
         if self.settings.single_active:  # one member at a time consumes: the listener keeps per-key order
-            self.capabilities = attrs.evolve(CAPABILITIES, ordered=True)
+            self.capabilities = attrs.evolve(self.capabilities, ordered=True)
+        if not self.settings.archive:  # no history: a group gets what is published after it was declared
+            self.capabilities = attrs.evolve(self.capabilities, replay=False)
         self.publisher = Publisher(self.settings)
         self._closed = False
         self._groups: set[str] = set()
@@ -58,7 +61,7 @@ class RabbitTransport(Transport):
         self._check_open()
         with self._lock:
             self._groups.add(group)
-        return RabbitConsumer(self.settings, self.publisher, group, names)
+        return RabbitConsumer(self.settings, self.publisher, group, names, history=history)
 
     def ping(self) -> None:
         self._check_open()
@@ -67,6 +70,31 @@ class RabbitTransport(Transport):
     def close(self) -> None:
         self._closed = True
         self.publisher.close()
+
+    # --- replay -------------------------------------------------------------------------------------
+
+    def _on_connection(self, fn: Callable[[Any], R], what: str) -> R:
+        """Run ``fn(connection)`` on a short-lived connection of its own."""
+        self._check_open()
+        conn = connect(self.settings)
+        try:
+            return fn(conn)
+        except DRIVER_ERRORS as exc:
+            raise translate(self.settings, exc, what) from exc
+        finally:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                if conn.is_open:
+                    conn.close()
+
+    def reset_group(self, group: str, since: datetime | None = None) -> int:
+        """Make stopped ``group`` read the archive again from its first message (``since`` None) or the first
+        that occurred at or after ``since``, then its queue (whose messages are all in the archive, so it is
+        emptied); returns how many it will read from the archive. Refused while the group has members."""
+        return self._on_connection(lambda conn: _archive.reset(conn, self.settings, group, since), "moving back")
+
+    def forget_group(self, group: str) -> bool:
+        """Delete ``group``'s queue and its catch-up (its dead letters stay); refused while it has members."""
+        return self._on_connection(lambda conn: _archive.forget(conn, self.settings, group), "removing a group")
 
     # --- dead letters -------------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ DL_AT = _DL + "at"
 DL_UNDECODABLE = _DL + "undecodable"
 
 #: Headers the broker or this backend sets, never part of an envelope's headers.
-_RESERVED = {EVENT_NAME, KEY, OCCURRED_AT, "x-delivery-count", "x-death"}
+STREAM_OFFSET = "x-stream-offset"  # set by the broker on a message read from a stream (the archive)
+_RESERVED = {EVENT_NAME, KEY, OCCURRED_AT, STREAM_OFFSET, "x-delivery-count", "x-death"}
 _RESERVED_PREFIXES = ("x-first-death-", "x-last-death-", _DL)
 _BROKER_DL_PREFIXES = (_DL, "x-death", "x-first-death-", "x-last-death-")
 _ID_NAMESPACE = uuid.UUID("4f6b1c36-58a3-4f1e-9d0c-2b2a8f6c1e55")
