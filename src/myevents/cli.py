@@ -110,8 +110,9 @@ def _seconds(text: str) -> float:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    from myevents.booking.rebuild import rebuild
+    from myevents.booking.rebuild import check_replay, rebuild
     from myevents.runtime import open_backends
+    from pubsubkit.urls import redact
 
     cfg = config.load("booking", config_file=args.config, data_dir=args.data_dir)
     level = cfg.log_level if "MYEVENTS_LOG_LEVEL" in os.environ else "warning"
@@ -125,13 +126,16 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     backends = open_backends(cfg.broker_url, cfg.store_url)
     target = None
+    begun = False
     try:
+        check_replay(backends.broker)
         backends.broker.ping()
         backends.store.ping()
         if args.into is not None:
             target = pubsubkit.open_store(args.into, pm=backends.broker.pm)
             target.ping()
-        progress(f"broker {backends.broker.url}, store {(target or backends.store).url}")
+        progress(f"broker {backends.broker.url}, store {redact((target or backends.store).url)}")
+        begun = True
         result = rebuild(
             backends.broker,
             target or backends.store,
@@ -141,9 +145,10 @@ def _rebuild(args: argparse.Namespace) -> int:
             progress=progress,
         )
     except pubsubkit.ConnectionLost as exc:
+        after = "; the copy may be incomplete: run myevents rebuild again" if begun else ""
         print(
-            f"myevents: error: {exc}; check MYEVENTS_BROKER_URL and MYEVENTS_STORE_URL (or the config file) and that"
-            " the servers run; the copy may be incomplete: run myevents rebuild again",
+            f"myevents: error: {exc}; check MYEVENTS_BROKER_URL and MYEVENTS_STORE_URL (or the config file, or"
+            f" --into) and that the servers run{after}",
             file=sys.stderr,
         )
         return 1
@@ -153,7 +158,7 @@ def _rebuild(args: argparse.Namespace) -> int:
         backends.close()
     if result.failed:
         progress(f"{result.failed} messages failed (dead letters of group {result.group}): the copy misses them")
-    if result.after < result.before or result.after[1] < result.before[1]:
+    if result.after[0] < result.before[0] or result.after[1] < result.before[1]:
         progress(
             f"the copy had {result.before[0]} events and {result.before[1]} locations before, {result.after[0]} and"
             f" {result.after[1]} now: the broker no longer keeps part of the history (retention), or it arrived"
@@ -161,8 +166,8 @@ def _rebuild(args: argparse.Namespace) -> int:
         )
     if result.orphans:
         progress(f"{result.orphans} events with bookings are not in the rebuilt copy")
-    if target is not None:
-        progress(f"now start the booking service with MYEVENTS_STORE_URL={target.url}")
+    if target is not None and result.complete:
+        progress(f"now start the booking service with MYEVENTS_STORE_URL={redact(target.url)}")
     return 0 if result.complete else 1
 
 

@@ -235,6 +235,11 @@ def test_the_command(
     assert "14 applied" in err
     assert documents(store, EVENT_COPIES) == copy
 
+    # One event more in the copy than the history gives (as when the broker dropped old messages): exit 1.
+    store.commit([Put(EVENT_COPIES, {**copy[0], "id": "gone-from-the-bus"})])
+    assert cli.main(["rebuild", "--idle", "0.3", "--wait", "5"]) == 1
+    assert "the copy had 9 events and 3 locations before, 8 and 3 now" in capsys.readouterr().err
+
     assert cli.main(["rebuild", "--into", urls["booking"]]) == 2
     assert "--into names the booking service's own store" in capsys.readouterr().err
     monkeypatch.setattr(MemoryTransport, "capabilities", attrs.evolve(MemoryTransport.capabilities, replay=False))

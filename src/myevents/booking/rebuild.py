@@ -31,6 +31,7 @@ from myevents.booking.models import BOOKINGS, EVENT_COPIES, LOCATION_COPIES, Boo
 from myevents.booking.projector import GROUP, Projector
 from pubsubkit.plugin import hookimpl
 from pubsubkit.plugin.observers import Outcome
+from pubsubkit.urls import redact
 
 __all__ = ["IDLE_SECONDS", "WAIT_SECONDS", "RebuildResult", "rebuild"]
 
@@ -237,13 +238,13 @@ def rebuild(
         pending = source.outbox_count()
         if pending:
             raise pubsubkit.ConfigError(
-                f"{pending} events of the booking service wait in the outbox of {source.url}: start the booking"
+                f"{pending} events of the booking service wait in the outbox of {redact(source.url)}: start the booking"
                 " service on that store until they are published (pubsubkit_outbox_pending in its /metrics falls to"
                 " 0), stop it, then rebuild"
             )
         result.before = _counts(Ledger(source, BookingMetrics(CollectorRegistry())))
         copied = _copy_bookings(source, ledger)
-        progress(f"copied {copied} bookings into {store.url}")
+        progress(f"copied {copied} bookings into {redact(store.url)}")
     else:
         result.before = _counts(ledger)
     wiped = _wipe(ledger.events) + _wipe(ledger.locations)
