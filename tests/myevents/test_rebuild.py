@@ -114,7 +114,7 @@ def test_rebuild_gives_the_same_answers_and_keeps_every_booking(
     # 15 eventBooked, 4 bookingCancelled (one by its user, three of the cancelled event): no handler, skipped.
     assert (result.read, result.skipped) == (33, 19)
     assert result.bookings == len(bookings)
-    assert "wiped the copy: 0 events, 0 locations" in lines[0]
+    assert "the copy had 0 events and 0 locations; 0 documents" in lines[0]
     assert lines[-1].startswith("done in ")
     assert result.group not in broker.transport.hub.groups  # type: ignore[attr-defined]
     assert "booking" in broker.transport.hub.groups  # type: ignore[attr-defined]
@@ -231,7 +231,7 @@ def test_the_command(
     wipe(store)
     assert cli.main(["rebuild", "--idle", "0.3", "--wait", "5"]) == 0
     err = capsys.readouterr().err
-    assert "myevents rebuild: wiped the copy: 0 events, 0 locations" in err
+    assert "myevents rebuild: the copy had 0 events and 0 locations; 0 documents" in err
     assert "14 applied" in err
     assert documents(store, EVENT_COPIES) == copy
 

@@ -172,7 +172,7 @@ def test_first_start_and_rebuild_from_the_history(tmp_path: Path, procs: list[Pr
     assert rebuild.popen.wait(120) == 0, rebuild.err.read_text()[-3000:]
     rebuilt_in = time.monotonic() - t0
     err = rebuild.err.read_text()
-    assert "myevents rebuild: wiped the copy: 0 events, 0 locations" in err
+    assert "myevents rebuild: the copy had 0 events and 0 locations; 0 documents" in err
     applied = EVENTS + len(locations) + 1  # created, and one cancelled
     assert f"{applied} applied" in err, err
     assert f"copy: {EVENTS} events, {len(locations)} locations" in err, err

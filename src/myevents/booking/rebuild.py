@@ -248,7 +248,10 @@ def rebuild(
     else:
         result.before = _counts(ledger)
     wiped = _wipe(ledger.events) + _wipe(ledger.locations)
-    progress(f"wiped the copy: {result.before[0]} events, {result.before[1]} locations ({wiped} documents)")
+    progress(
+        f"the copy had {result.before[0]} events and {result.before[1]} locations; {wiped} documents of it"
+        f" wiped in {redact(store.url)}"
+    )
 
     watch = _Watch(group)
     broker.pm.register(watch)
