@@ -1,4 +1,5 @@
-"""The ``myevents`` command: ``serve`` (both services), ``event-service``, ``booking-service``, ``token``."""
+"""The ``myevents`` command: ``serve`` (both services), ``event-service``, ``booking-service``, ``rebuild``,
+``token``."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import sys
 from collections.abc import Sequence
 
+import pubsubkit
 from myevents import config, logs, tokens
 from myevents.config import DEFAULT_BINDS, Config, Service
 from pubsubkit.errors import PubsubkitError
@@ -38,6 +40,33 @@ def _parser() -> argparse.ArgumentParser:
         p = sub.choices[name]
         _common(p)
         p.add_argument("--bind", metavar="HOST:PORT", help=f"listen address (default {DEFAULT_BINDS[service]})")
+    rebuild = sub.add_parser(
+        "rebuild",
+        help="rebuild the booking service's copy of events and locations from the broker's history",
+        description="Wipe the booking service's copy of events and locations and read it again from the history"
+        " the broker keeps; bookings are kept and seats left recomputed. Stop the booking service first.",
+    )
+    rebuild.add_argument("--config", metavar="FILE", help="a config.json with the original's keys (or MYEVENTS_CONFIG)")
+    rebuild.add_argument("--data-dir", metavar="DIR", help="where embedded SQLite keeps its files (default ./data)")
+    rebuild.add_argument(
+        "--into",
+        metavar="STORE_URL",
+        help="rebuild into this (fresh) store, copying the bookings there; the service's store is only read",
+    )
+    rebuild.add_argument(
+        "--idle",
+        type=_seconds,
+        default=IDLE_SECONDS,
+        metavar="SECONDS",
+        help=f"the history is read once nothing arrived for this long (default {IDLE_SECONDS:g})",
+    )
+    rebuild.add_argument(
+        "--wait",
+        type=_seconds,
+        default=WAIT_SECONDS,
+        metavar="SECONDS",
+        help=f"how long to wait for the first message before concluding there is none (default {WAIT_SECONDS:g})",
+    )
     token = sub.add_parser(
         "token",
         help="print a token for local use: 'token organizer', 'token user ann'",
@@ -54,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
 _BOOKING_URL_HELP = "the booking service's URL the web front end calls (or MYEVENTS_BOOKING_URL)"
 _UI_ORIGINS_HELP = "origins of the web front end allowed to call the booking service (or MYEVENTS_UI_ORIGINS)"
 
+#: ``myevents rebuild``: seconds without a message after which the history is read, and seconds to wait for the
+#: first one (joining a Kafka group takes a few) before concluding that the broker kept none.
+IDLE_SECONDS, WAIT_SECONDS = 3.0, 60.0
+
 #: How long a token of ``myevents token`` is valid unless told.
 DEFAULT_TTL = 12 * 3600
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -64,6 +97,78 @@ def _duration(text: str) -> int:
     if m is None or int(m[1]) == 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 3600, 30m, 12h or 7d")
     return int(m[1]) * _UNITS[m[2]]
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds between 0 and 3600")
+    return value
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from myevents.booking.rebuild import check_replay, rebuild
+    from myevents.runtime import open_backends
+    from pubsubkit.urls import redact
+
+    cfg = config.load("booking", config_file=args.config, data_dir=args.data_dir)
+    level = cfg.log_level if "MYEVENTS_LOG_LEVEL" in os.environ else "warning"
+    logs.configure("rebuild", level)
+    if args.into is not None and args.into == cfg.store_url:
+        print("myevents: error: --into names the booking service's own store: leave --into out", file=sys.stderr)
+        return 2
+
+    def progress(line: str) -> None:
+        print(f"myevents rebuild: {line}", file=sys.stderr, flush=True)
+
+    backends = open_backends(cfg.broker_url, cfg.store_url)
+    target = None
+    begun = False
+    try:
+        check_replay(backends.broker)
+        backends.broker.ping()
+        backends.store.ping()
+        if args.into is not None:
+            target = pubsubkit.open_store(args.into, pm=backends.broker.pm)
+            target.ping()
+        progress(f"broker {backends.broker.url}, store {redact((target or backends.store).url)}")
+        begun = True
+        result = rebuild(
+            backends.broker,
+            target or backends.store,
+            source=backends.store if target is not None else None,
+            idle=args.idle,
+            wait=args.wait,
+            progress=progress,
+        )
+    except pubsubkit.ConnectionLost as exc:
+        after = "; the copy may be incomplete: run myevents rebuild again" if begun else ""
+        print(
+            f"myevents: error: {exc}; check MYEVENTS_BROKER_URL and MYEVENTS_STORE_URL (or the config file, or"
+            f" --into) and that the servers run{after}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        if target is not None:
+            target.close()
+        backends.close()
+    if result.failed:
+        progress(f"{result.failed} messages failed (dead letters of group {result.group}): the copy misses them")
+    if result.after[0] < result.before[0] or result.after[1] < result.before[1]:
+        progress(
+            f"the copy had {result.before[0]} events and {result.before[1]} locations before, {result.after[0]} and"
+            f" {result.after[1]} now: the broker no longer keeps part of the history (retention), or it arrived"
+            " too slowly (raise --idle)"
+        )
+    if result.orphans:
+        progress(f"{result.orphans} events with bookings are not in the rebuilt copy")
+    if target is not None and result.complete:
+        progress(f"now start the booking service with MYEVENTS_STORE_URL={redact(target.url)}")
+    return 0 if result.complete else 1
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -155,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "token":
             return _token(args)
+        if args.command == "rebuild":
+            return _rebuild(args)
         return _one("events" if args.command == "event-service" else "booking", args)
     except PubsubkitError as exc:
         print(f"myevents: error: {exc}", file=sys.stderr)
