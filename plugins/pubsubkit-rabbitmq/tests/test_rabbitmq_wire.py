@@ -20,7 +20,8 @@ from pubsubkit.testing.helpers import HookRecorder
 @pytest.fixture
 def broker(amqp_url: str, kit: EventKit) -> Iterator[pubsubkit.Broker]:
     """A broker on the Go services' exchange, ``events`` (the default)."""
-    b = pubsubkit.open_broker(with_query(amqp_url, queue_expires="300"), codec=kit.codec)
+    # No archive: the exchange is the original's events, shared with other tests, whose history a new group would read.
+    b = pubsubkit.open_broker(with_query(amqp_url, queue_expires="300", archive="false"), codec=kit.codec)
     yield b
     b.close()
 
@@ -67,7 +68,7 @@ def identical_go_messages_effects(amqp_url: str, kit: EventKit, **options: str) 
     """Two byte-identical Go-format messages (two bookings of one user for one event) to a listener with an
     inbox; the number of effects they had."""
     ping = kit.event_type("booked")
-    url = with_query(amqp_url, queue_expires="300", **options)
+    url = with_query(amqp_url, queue_expires="300", archive="false", **options)
     store = pubsubkit.open_store(f"memory://{kit.name('store')}")
     effects, recorder = InboxEffects(store), HookRecorder()
     pm = pubsubkit.get_plugin_manager()

@@ -9,11 +9,13 @@ A group *catches up* when its own queue did not exist yet (a new group) or after
    only while the group catches up, so a member that crashes half-way resumes there;
 2. the group's own queue is declared and bound, so from here on it gets every new message;
 3. a *seam* marker is published into the archive: every message after it is also in the group's queue;
-4. the group reads the archive (``x-stream-offset``) up to the seam, and one more second past it, since two
-   publishers' messages may reach the stream in another order than they were routed; then it consumes its queue.
+4. the group reads the archive (``x-stream-offset``) up to the seam, then consumes its queue.
 
-What was published between steps 2 and 4 arrives twice, once from each; message ids are stable, so an inbox
-(``store=`` on the listener) gives each one effect. A position is written after the messages before it were
+What was published between steps 2 and 3 (a round trip to the broker) arrives twice, once from each; message ids
+are stable, so an inbox (``store=`` on the listener) gives each one effect. A message without an id (another
+client's) gets a new one per delivery under ``missing_id=fresh``; ``missing_id=hash`` makes those stable too.
+A group that takes names from a shared queue (``share.<group>``) competes with another application for them and
+does not catch up: the history would hand them to both. A position is written after the messages before it were
 settled; a crash makes the group read again from the last one written (at least once, as everywhere).
 """
 
@@ -38,8 +40,6 @@ __all__ = ["SEAM", "CatchUp", "archive_mismatch", "declare_archive", "forget", "
 
 #: Header of a seam marker in the archive; its value is the group the marker is for.
 SEAM = "x-pubsubkit-seam"
-#: Seconds the archive is read past the seam.
-SEAM_GRACE = 1.0
 #: A position is written at most this often, and at the switch and on close.
 _WRITE_EVERY = 1.0
 
@@ -77,6 +77,19 @@ def _exists(conn: Any, queue: str) -> Any:
     with contextlib.suppress(Exception):
         probe.close()
     return ok.method
+
+
+def _lock(conn: Any, queue: str) -> bool:
+    """Take the catch-up of a group for this connection (an exclusive queue, gone with the connection): one
+    member reads the archive at a time, so that two members joining a new group together do not both."""
+    probe = conn.channel()
+    try:
+        probe.queue_declare(f"{queue}.lock", exclusive=True, auto_delete=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 405:  # RESOURCE_LOCKED: another connection holds it
+            return False
+        raise
+    return True
 
 
 @attrs.frozen
@@ -124,22 +137,32 @@ class CatchUp:
         self.position = Position.newest(bodies)
         self.pending: set[int] = set()  # archive offsets received and not settled
         self.highest: int | None = None
-        self.seam_seen: float | None = None
+        self.seam_at: int | None = None  # the offset of the seam, once read
         self.switched = False
         self._written = time.monotonic()
         if not bodies:
             self._write(self.position)
 
     @classmethod
-    def begin(cls, conn: Any, settings: Settings, group: str, history: bool) -> CatchUp | None:
-        """The catch-up ``group`` has to do before it consumes its queue, if any (call before declaring it)."""
-        if not settings.archive:
-            return None
+    def begin(cls, conn: Any, settings: Settings, group: str, history: bool) -> CatchUp | bool:
+        """The catch-up ``group`` has to do before it consumes its queue (call before declaring it): a
+        :class:`CatchUp`, False when there is none, True when another member does it (wait for the lock)."""
+        if not settings.archive or settings.group(group).share is not None:
+            return False
         if _exists(conn, settings.catch_up_queue(group)) is None and (
             not history or _exists(conn, settings.queue(group)) is not None
         ):
-            return None  # an existing group, or one that wants only what comes from now on
+            return False  # an existing group, or one that wants only what comes from now on
+        if not _lock(conn, settings.catch_up_queue(group)):
+            # Another member reads the archive: this one waits, so that the group's queue is not handled
+            # before the history (and it takes over if that member goes away).
+            return True
         return cls(conn, settings, group)
+
+    @staticmethod
+    def held(conn: Any, settings: Settings, group: str) -> bool:
+        """Whether a member still holds ``group``'s catch-up."""
+        return _locked(conn, settings.catch_up_queue(group))
 
     # --- the position -----------------------------------------------------------------------------
 
@@ -166,6 +189,8 @@ class CatchUp:
             offset = self.highest + 1
         else:
             offset = self.position.offset
+        if offset is not None and self.seam_at is not None:
+            offset = min(offset, self.seam_at)  # never past the seam: a member that resumes must meet it
         return Position(offset, self.position.seam)
 
     def save(self, *, now: bool = False) -> None:
@@ -191,13 +216,16 @@ class CatchUp:
         return "first" if self.position.offset is None else self.position.offset
 
     def received(self, offset: int, props: Any) -> bool:
-        """Note an archive message; False for a seam marker, which is not handed out."""
+        """Note an archive message; False for one not to hand out: a seam marker, or one past the seam (it is in
+        the group's queue)."""
         if self.highest is None or offset > self.highest:
             self.highest = offset
+        if self.seam_at is not None and offset >= self.seam_at:
+            return False
         headers = props.headers or {}
         if SEAM in headers:
-            if props.message_id == self.position.seam and self.seam_seen is None:
-                self.seam_seen = time.monotonic()
+            if props.message_id == self.position.seam:
+                self.seam_at = offset
             return False
         self.pending.add(offset)
         return True
@@ -206,14 +234,15 @@ class CatchUp:
         self.pending.discard(offset)
 
     def past_seam(self) -> bool:
-        """Whether the archive was read far enough past the seam to switch to the group's queue."""
-        return self.seam_seen is not None and time.monotonic() - self.seam_seen >= SEAM_GRACE
+        """Whether the archive was read up to the seam, so that the group can switch to its queue."""
+        return self.seam_at is not None
 
     def finish(self) -> bool:
         """Once switched and everything read from the archive is settled: drop the catch-up queue."""
         if not self.switched or self.pending:
             return False
         self.ch.queue_delete(self.queue)
+        self.ch.queue_delete(self.queue + ".lock")
         with contextlib.suppress(Exception):
             self.ch.close()
         return True
@@ -233,11 +262,25 @@ def _members(conn: Any, settings: Settings, group: str) -> Any:
             f"no consumer group {group} on exchange {settings.exchange} (its queue {settings.queue(group)}"
             " does not exist)"
         )
-    if found.consumer_count:
-        raise ConfigError(
-            f"rabbitmq group {group} has {found.consumer_count} members: stop its listeners, then move it back"
-        )
+    if found.consumer_count or _locked(conn, settings.catch_up_queue(group)):
+        raise ConfigError(f"rabbitmq group {group} has members: stop its listeners, then move it back")
     return found
+
+
+def _locked(conn: Any, queue: str) -> bool:
+    """Whether a member holds the catch-up of ``queue``'s group (it reads the archive, not the group's queue)."""
+    probe = conn.channel()
+    try:
+        probe.queue_declare(f"{queue}.lock", passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return False
+        if exc.reply_code == 405:
+            return True
+        raise
+    with contextlib.suppress(Exception):
+        probe.close()
+    return True
 
 
 def reset(conn: Any, settings: Settings, group: str, since: datetime | None) -> int:
@@ -302,8 +345,8 @@ def _count_since(conn: Any, settings: Settings, seam: str | None, since: datetim
 def forget(conn: Any, settings: Settings, group: str) -> bool:
     """Delete ``group``'s own queue and its catch-up (its dead letters stay); refused while it has members."""
     found = _exists(conn, settings.queue(group))
-    if found is not None and found.consumer_count:
-        raise ConfigError(f"rabbitmq group {group} has {found.consumer_count} members: stop its listeners first")
+    if (found is not None and found.consumer_count) or _locked(conn, settings.catch_up_queue(group)):
+        raise ConfigError(f"rabbitmq group {group} has members: stop its listeners first")
     ch = conn.channel()
     ch.queue_delete(settings.catch_up_queue(group))
     if found is not None:

@@ -26,7 +26,7 @@ from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PubsubkitError
 from pubsubkit.plugin import redact
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 from pubsubkit_rabbitmq import _wire
-from pubsubkit_rabbitmq._archive import CatchUp, declare_archive
+from pubsubkit_rabbitmq._archive import CatchUp
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import Settings
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
@@ -65,9 +65,11 @@ class RabbitConsumer(Consumer):
         self.publisher = publisher
         self.history = history
         self._catch: CatchUp | None = None
-        self._archive_tag: str | None = None
+        self._archive_ch: Any = None  # the channel reading the archive, while catching up
         self._bindings: Bindings | None = None
         self._rewind = False
+        self._waiting = False  # another member reads the archive for the group
+        self._checked = 0.0
         self.settings = settings
         self.group = group
         self.names = None if names is None else frozenset(names)
@@ -85,17 +87,12 @@ class RabbitConsumer(Consumer):
         conn = connect(self.settings)
         try:
             channel = conn.channel()
-            declare_archive(channel, self.settings)
             catch = CatchUp.begin(conn, self.settings, self.group, self.history)
             bindings = declare_group(channel, self.settings, self.group, self.names)
             channel.basic_qos(prefetch_count=self.settings.prefetch)
             self._generation += 1
-            self._conn, self._channel, self._bindings, self._catch = conn, channel, bindings, catch
-            if catch is None:
-                self._consume_queues()
-            else:
-                catch.mark_seam()
-                self._consume_archive(catch)
+            self._conn, self._channel, self._bindings = conn, channel, bindings
+            self._start(catch)
         except (*DRIVER_ERRORS, ConfigError) as exc:
             self._conn = self._channel = self._catch = None
             with contextlib.suppress(*DRIVER_ERRORS):
@@ -104,6 +101,17 @@ class RabbitConsumer(Consumer):
             if isinstance(exc, ConfigError):
                 raise
             raise translate(self.settings, exc, f"joining group {self.group}") from exc
+
+    def _start(self, catch: CatchUp | bool) -> None:
+        """Consume the group's queue, or first read the archive, or wait while another member reads it."""
+        self._waiting = catch is True
+        self._catch = catch if isinstance(catch, CatchUp) else None
+        self._checked = time.monotonic()
+        if self._catch is not None:
+            self._catch.mark_seam()
+            self._consume_archive(self._catch)
+        elif not self._waiting:
+            self._consume_queues()
 
     def _consume_queues(self) -> None:
         generation = self._generation
@@ -122,7 +130,11 @@ class RabbitConsumer(Consumer):
 
         def on_archive(ch: Any, method: Any, props: Any, body: bytes) -> None:
             offset = (props.headers or {}).get(_wire.STREAM_OFFSET)
-            if not isinstance(offset, int) or not catch.received(offset, props):
+            if not isinstance(offset, int):
+                offset = -1  # not from a stream: cannot happen, and is skipped
+            if self._catch is not catch or (catch.seam_at is not None and offset >= catch.seam_at):
+                return  # past the seam (in the group's queue): not acknowledged, so the stream soon stops
+            if offset < 0 or not catch.received(offset, props):
                 ch.basic_ack(method.delivery_tag)  # a seam marker: nothing to hand out
                 return
             self._buffer.append(
@@ -130,7 +142,13 @@ class RabbitConsumer(Consumer):
             )
 
         log.info("rabbitmq group %s: reading the archive from %s", self.group, catch.start_offset())
-        self._archive_tag = self._channel.basic_consume(
+        # A channel of its own: a stream refuses nacks (closing the connection), and this channel is closed, not
+        # cancelled, at the switch (pika nacks what a cancelled consumer had not dispatched yet).
+        assert self._conn is not None
+        ch = self._conn.channel()
+        ch.basic_qos(prefetch_count=self.settings.prefetch)
+        self._archive_ch = ch
+        ch.basic_consume(
             self.settings.archive_queue,
             on_message_callback=on_archive,
             auto_ack=False,
@@ -139,6 +157,10 @@ class RabbitConsumer(Consumer):
 
     def _catch_up(self) -> None:
         """Switch from the archive to the queue past the seam; end the catch-up once all of it is settled."""
+        if self._waiting and time.monotonic() - self._checked >= 0.5:
+            self._checked = time.monotonic()
+            if not CatchUp.held(self._conn, self.settings, self.group):  # done, or its member went away
+                self._start(CatchUp.begin(self._conn, self.settings, self.group, self.history))
         catch = self._catch
         if catch is None:
             return
@@ -148,8 +170,7 @@ class RabbitConsumer(Consumer):
             self._drop()
             return
         if not catch.switched and catch.past_seam():
-            self._channel.basic_cancel(self._archive_tag)
-            self._consume_queues()
+            self._consume_queues()  # the archive's channel stays open, idle: see _quiet_archive
             catch.switched = True
             catch.save(now=True)
             log.info("rabbitmq group %s: read the archive up to its seam; now on its queue", self.group)
@@ -158,9 +179,19 @@ class RabbitConsumer(Consumer):
         else:
             catch.save()
 
+    def _quiet_archive(self) -> None:
+        """Before the connection closes: dispatch what the archive's consumer holds (it is dropped, being past
+        the seam or handed out again later). BlockingChannel.close() would reject it, and a stream answers a
+        reject by closing the connection (NOT_IMPLEMENTED). Past the seam nothing is acknowledged, so the stream
+        stops sending once ``prefetch`` are unacknowledged and no more arrive while the connection closes."""
+        if self._archive_ch is not None and self._conn is not None and self._conn.is_open:
+            with contextlib.suppress(*DRIVER_ERRORS):
+                self._conn.process_data_events(time_limit=0)
+
     def _drop(self) -> None:
         """Forget the connection (after an error); what it delivered comes back to the group by itself."""
-        conn, self._conn, self._channel = self._conn, None, None
+        self._quiet_archive()
+        conn, self._conn, self._channel, self._archive_ch = self._conn, None, None, None
         self._catch = None  # its position stays in the catch-up queue, for the next connection
         self._buffer.clear()
         self._outstanding.clear()
@@ -192,7 +223,8 @@ class RabbitConsumer(Consumer):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                conn.process_data_events(time_limit=min(remaining, 0.25) if self._catch else remaining)
+                catching = self._catch is not None or self._waiting
+                conn.process_data_events(time_limit=min(remaining, 0.25) if catching else remaining)
             self._catch_up()
         except DRIVER_ERRORS as exc:
             raise self._lost(exc, "receiving") from exc
@@ -201,7 +233,8 @@ class RabbitConsumer(Consumer):
         out: list[Delivery] = []
         while self._buffer and len(out) < max_messages:
             token = self._buffer.popleft()
-            self._outstanding.append(token.tag)
+            if token.offset is None:  # a tag of the queue channel (the archive's are acknowledged one by one)
+                self._outstanding.append(token.tag)
             out.append(self._delivery(token))
         return out
 
@@ -218,16 +251,24 @@ class RabbitConsumer(Consumer):
         return Delivery(env, attempt=attempt, token=token)
 
     def _current(self, deliveries: Sequence[Delivery], *, settled: bool = True) -> list[int]:
+        """The delivery tags on the queue channel of ``deliveries`` of this connection; those read from the
+        archive are settled here: acknowledged on its channel (a stream keeps them; the ack only lets it send
+        more) and, unless released, marked done in the catch-up."""
         tokens = [d.token for d in deliveries if isinstance(d.token, Token) and d.token.generation == self._generation]
         catch = self._catch
-        if catch is not None:
-            for t in tokens:
-                if t.offset is not None:
-                    if settled:
-                        catch.settled(t.offset)
-                    else:
-                        self._rewind = True
-        return [t.tag for t in tokens]
+        for t in tokens:
+            if t.offset is None or catch is None:
+                continue
+            if settled:
+                catch.settled(t.offset)
+            else:
+                self._rewind = True  # read again, from the first not settled, on the next receive
+            if self._archive_ch is not None:
+                try:
+                    self._archive_ch.basic_ack(t.tag)
+                except DRIVER_ERRORS as exc:
+                    raise self._lost(exc, "settling") from exc
+        return [t.tag for t in tokens if t.offset is None]
 
     def _settle(self, tags: Sequence[int], requeue: bool | None) -> None:
         """Ack (``requeue`` None) or nack ``tags``; the oldest unsettled ones with one ``multiple`` frame."""

@@ -21,6 +21,7 @@ import attrs
 import pika.exceptions
 
 from pubsubkit.errors import ConfigError
+from pubsubkit_rabbitmq._archive import declare_archive
 from pubsubkit_rabbitmq._options import QueueMismatch, Settings
 
 __all__ = ["Bindings", "QueueMismatch", "bindings_of", "declare_group"]
@@ -129,11 +130,13 @@ def _declare(channel: Any, settings: Settings, group: str, queue: str, arguments
 
 
 def declare_group(channel: Any, settings: Settings, group: str, names: Collection[str] | None) -> Bindings:
-    """Declare the exchanges, ``group``'s queues (bound as :func:`bindings_of` says) and its dead-letter queue."""
+    """Declare the exchanges, the archive, ``group``'s queues (bound as :func:`bindings_of` says) and its
+    dead-letter queue."""
     s = settings
     bindings = bindings_of(s, group, names)
     channel.exchange_declare(s.exchange, exchange_type="topic", durable=True)
     channel.exchange_declare(s.dead_letter_exchange, exchange_type="direct", durable=True)
+    declare_archive(channel, s)
     own = s.queue(group)
     for queue, keys in bindings.queues.items():
         _declare(channel, s, group, queue, s.queue_arguments(group) if queue == own else None)
