@@ -86,9 +86,8 @@ class _Partition:
 class KafkaConsumer(Consumer):
     """One member of Kafka consumer group ``group`` (``group.id``), subscribed to the transport's topic."""
 
-    def __init__(self, transport: Producing, group: str, *, history: bool = True) -> None:
+    def __init__(self, transport: Producing, group: str) -> None:
         self.t = transport
-        self.history = history
         self.topic = transport.topic
         self.group = group
         self.commit_interval = transport.settings.commit_interval
@@ -122,8 +121,6 @@ class KafkaConsumer(Consumer):
 
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         log.debug("kafka group %s: assigned %s", self.group, [tp.partition for tp in partitions])
-        if not self.history:
-            self._start_at_end(consumer, partitions)
         for tp in partitions:
             self._parts[tp.partition] = _Partition()
             self._seeks.pop(tp.partition, None)
@@ -133,25 +130,20 @@ class KafkaConsumer(Consumer):
             with contextlib.suppress(KafkaException):
                 self.c.resume(partitions)
 
-    def _start_at_end(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        """A group without history: the partitions it has no committed offset for start at their end, committed
-        at once, so that what is published while it is away later is still its own (not skipped by a reset)."""
+    def start_at_end(self) -> None:
+        """For a group without history: the partitions the group has no committed offset for are committed at
+        their end now, before it joins, so that it gets what is published from here on (and, stopped, what is
+        published while it is away). A group that has offsets keeps them."""
         try:
-            committed = consumer.committed(partitions, timeout=10)
-            fresh = [tp for tp in committed if tp.offset < 0]
-            if not fresh:
-                return
+            topic = self.c.list_topics(self.topic, timeout=10).topics[self.topic]
+            partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
+            fresh = [tp for tp in self.c.committed(partitions, timeout=10) if tp.offset < 0]
             for tp in fresh:
-                tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
-            consumer.commit(offsets=fresh, asynchronous=False)
-            at = {tp.partition: tp.offset for tp in fresh}
-            for tp in partitions:
-                tp.offset = at.get(tp.partition, tp.offset)
-            consumer.assign(partitions)
-        except KafkaException as exc:  # the group then reads from the start: more, never less
-            log.warning(
-                "kafka group %s: could not start at the end of the log (%s); starting from the start", self.group, exc
-            )
+                tp.offset = self.c.get_watermark_offsets(tp, timeout=10)[1]
+            if fresh:
+                self.c.commit(offsets=fresh, asynchronous=False)
+        except KafkaException as exc:
+            raise ConnectionLost(f"kafka group {self.group}: cannot start at the end of the log: {exc}") from exc
 
     def bind_settler(self, settle: Callable[[], None]) -> None:
         self._settle = settle

@@ -236,9 +236,11 @@ class KafkaTransport(Transport):
             raise Closed(f"{self.url} is closed")
         from pubsubkit_kafka._consumer import KafkaConsumer
 
-        consumer = KafkaConsumer(self, group, history=history)
+        consumer = KafkaConsumer(self, group)
         try:
             self.ensure_topic(self.topic)
+            if not history:
+                consumer.start_at_end()
         except BaseException:
             consumer.close()
             raise
