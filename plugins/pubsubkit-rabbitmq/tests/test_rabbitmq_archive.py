@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from pubsubkit_rabbitmq import QueueMismatch
 from rabbitmq_support import raw_channel, with_query
 
 import pubsubkit
 from pubsubkit.errors import ConfigError
 from pubsubkit.testing import EventKit, unique_name, wait_until
 from pubsubkit.transport import Consumer, Delivery
-from pubsubkit_rabbitmq import QueueMismatch
 
 pytestmark = pytest.mark.usefixtures("amqp_url")
 

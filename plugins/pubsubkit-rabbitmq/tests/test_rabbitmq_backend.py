@@ -159,7 +159,9 @@ def test_a_queue_of_another_type_is_a_config_error(url: str, kit: EventKit) -> N
         broker.transport.consumer(group, None)
 
 
-def test_dead_letter_queue_is_readable_by_any_client(amqp_url: str, broker: pubsubkit.Broker, kit: EventKit) -> None:
+def test_dead_letter_queue_is_readable_by_any_client(
+    amqp_url: str, url: str, broker: pubsubkit.Broker, kit: EventKit
+) -> None:
     """A dead letter keeps the original message and says why in headers; it can be listed and replayed."""
     ping = kit.event_type()
     group = kit.name("g")
@@ -184,6 +186,8 @@ def test_dead_letter_queue_is_readable_by_any_client(amqp_url: str, broker: pubs
     assert letter.id is not None
     assert letter.id.startswith(f"{group}/")
     assert broker.transport.dead_letters(group) == [letter], "listing took the letter away"
+    with pubsubkit.open_broker(url, codec=kit.codec) as other:  # a process that never joined the group
+        assert other.transport.dead_letters() == [letter], "listed without naming the group"
     with raw_channel(amqp_url) as ch:
         method, props, body = ch.basic_get(broker.transport.settings.dead_letter_queue(group), auto_ack=False)
         assert method is not None

@@ -30,7 +30,7 @@ from pubsubkit_rabbitmq._archive import CatchUp
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import Settings
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
-from pubsubkit_rabbitmq._topology import Bindings, declare_group
+from pubsubkit_rabbitmq._topology import Bindings, declare_group, register_group
 
 __all__ = ["RabbitConsumer"]
 
@@ -69,6 +69,7 @@ class RabbitConsumer(Consumer):
         self._bindings: Bindings | None = None
         self._rewind = False
         self._waiting = False  # another member reads the archive for the group
+        self._registered = False
         self._checked = 0.0
         self.settings = settings
         self.group = group
@@ -89,6 +90,9 @@ class RabbitConsumer(Consumer):
             channel = conn.channel()
             catch = CatchUp.begin(conn, self.settings, self.group, self.history)
             bindings = declare_group(channel, self.settings, self.group, self.names)
+            if not self._registered:
+                register_group(channel, self.settings, self.group)
+                self._registered = True
             channel.basic_qos(prefetch_count=self.settings.prefetch)
             self._generation += 1
             self._conn, self._channel, self._bindings = conn, channel, bindings

@@ -180,6 +180,11 @@ class Settings:
             args["x-stream-max-segment-size-bytes"] = max(1_000_000, min(500_000_000, self.archive_max_bytes // 10))
         return args
 
+    @property
+    def groups_queue(self) -> str:
+        """The queue that lists the groups that joined (AMQP cannot list queues), for the dead-letter listing."""
+        return f"{self.exchange}.groups"
+
     def catch_up_queue(self, group: str) -> str:
         """The queue that holds where ``group`` is in the archive while it reads it (it exists only then)."""
         return f"{self.exchange}.{group}.catchup"

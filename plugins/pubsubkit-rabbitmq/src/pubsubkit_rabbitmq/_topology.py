@@ -24,7 +24,7 @@ from pubsubkit.errors import ConfigError
 from pubsubkit_rabbitmq._archive import declare_archive
 from pubsubkit_rabbitmq._options import QueueMismatch, Settings
 
-__all__ = ["Bindings", "QueueMismatch", "bindings_of", "declare_group"]
+__all__ = ["Bindings", "QueueMismatch", "bindings_of", "declare_group", "register_group", "registered_groups"]
 
 _INEQUIVALENT = re.compile(
     r"inequivalent arg '(?P<arg>[^']+)' for queue '(?P<queue>[^']*)' in vhost '[^']*':"
@@ -148,3 +148,35 @@ def declare_group(channel: Any, settings: Settings, group: str, names: Collectio
     _declare(channel, s, group, dead, s.dead_letter_queue_arguments())
     channel.queue_bind(dead, s.dead_letter_exchange, routing_key=group)
     return bindings
+
+
+def register_group(channel: Any, settings: Settings, group: str) -> None:
+    """Note ``group`` in the groups queue (once per consumer), so that its dead letters are listed without it."""
+    channel.queue_declare(settings.groups_queue, durable=True, arguments={"x-queue-type": "classic"})
+    props = pika.BasicProperties(delivery_mode=2, content_type="text/plain")
+    channel.basic_publish("", settings.groups_queue, group.encode(), props)
+
+
+def registered_groups(channel: Any, settings: Settings) -> list[str]:
+    """The groups noted in the groups queue; compacts it when it holds many repeats."""
+    try:
+        channel.queue_declare(settings.groups_queue, passive=True)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code == 404:
+            return []
+        raise
+    seen: dict[str, None] = {}
+    last = 0
+    count = 0
+    while True:
+        method, _props, body = channel.basic_get(settings.groups_queue, auto_ack=False)
+        if method is None:
+            break
+        last, count = method.delivery_tag, count + 1
+        seen.setdefault(body.decode(errors="replace"), None)
+    if count > 2 * len(seen) + 10:  # rewrite it with each group once, then drop the old entries
+        props = pika.BasicProperties(delivery_mode=2, content_type="text/plain")
+        for group in seen:
+            channel.basic_publish("", settings.groups_queue, group.encode(), props)
+        channel.basic_ack(last, multiple=True)
+    return sorted(seen)

@@ -22,6 +22,7 @@ from pubsubkit_rabbitmq._consumer import RabbitConsumer
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
 from pubsubkit_rabbitmq._options import CAPABILITIES
 from pubsubkit_rabbitmq._publisher import Outgoing, Publisher
+from pubsubkit_rabbitmq._topology import registered_groups
 
 __all__ = ["CAPABILITIES", "RabbitTransport"]
 
@@ -131,9 +132,14 @@ class RabbitTransport(Transport):
         return out
 
     def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
-        """The dead letters of ``group`` (oldest first); without a group, of the groups this process joined."""
-        with self._lock:
-            groups = [group] if group is not None else sorted(self._groups)
+        """The dead letters of ``group`` (oldest first); without a group, of every group that joined on this
+        exchange (each consumer notes its group in ``<exchange>.groups``, since AMQP cannot list queues)."""
+        if group is not None:
+            groups = [group]
+        else:
+            noted = self._with_channel(lambda ch: registered_groups(ch, self.settings))
+            with self._lock:
+                groups = sorted(set(noted) | self._groups)
         letters: list[DeadLetter] = []
         for g in groups:
             if len(letters) >= limit:
