@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from pubsubkit.coroutines import CoroutineRunner, is_async_handler, refuse_unrunnable
 from pubsubkit.errors import ConfigError
 from pubsubkit.events import EventRegistry, UnknownEvent
 from pubsubkit.message import Message
@@ -45,8 +46,10 @@ class HandlerTable:
     """Handlers by wire name, in the order they were added, and the fallback handlers of
     :class:`~pubsubkit.events.UnknownEvent` (names no other handler takes)."""
 
-    def __init__(self, registry: EventRegistry) -> None:
+    def __init__(self, registry: EventRegistry, name: str = "pubsubkit-async") -> None:
         self.registry = registry
+        #: Runs the ``async def`` handlers (its event loop starts with the first one).
+        self.runner = CoroutineRunner(name)
         self._by_name: dict[str, list[Handler]] = {}
         self._fallback: list[Handler] = []
 
@@ -54,9 +57,14 @@ class HandlerTable:
         """Run ``fn`` for ``event_type`` (a registered event class, a wire name, or ``UnknownEvent``).
 
         Checked here, in the caller: ``event_type`` must be one of those (ConfigError) and ``fn`` a callable
-        that takes ``(event, msg)`` (TypeError), so that a mistake is not found message by message.
+        that takes ``(event, msg)`` (TypeError), so that a mistake is not found message by message. An
+        ``async def`` handler is run to its end on the table's :class:`~pubsubkit.coroutines.CoroutineRunner`
+        before its message is settled; an async generator is refused (TypeError).
         """
         check_handler(fn)
+        refuse_unrunnable(fn)
+        if is_async_handler(fn):
+            fn = self.runner.wrap(fn)
         if event_type is UnknownEvent:
             self._fallback.append(fn)
             return

@@ -132,7 +132,7 @@ class Listener:
         if not isinstance(history, bool):
             raise ConfigError(f"listener {group}: history={history!r}: give True (the default) or False")
         self.history = history
-        self._table = HandlerTable(codec.registry)
+        self._table = HandlerTable(codec.registry, f"pubsubkit-async-{group}")
         self._observers = observers
         self._stop = threading.Event()
         self._quit = threading.Event()  # set when close() stops waiting: settling retries end too
@@ -197,6 +197,7 @@ class Listener:
                 self._loop(consumer)
             finally:
                 consumer.close()
+                self._table.runner.close()
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

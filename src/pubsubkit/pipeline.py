@@ -10,6 +10,7 @@ tells the observers; the listener runtime settles with the broker.
 from __future__ import annotations
 
 import enum
+import inspect
 import logging
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 import attrs
 
 from pubsubkit.codec import Codec
+from pubsubkit.coroutines import not_awaited
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import AlreadyProcessed, DecodeError
 from pubsubkit.handlers import Handler, HandlerTable
@@ -156,7 +158,9 @@ class Pipeline:
             msg = Message(env, self.group, attempt, store, record)
             try:
                 if self.call is None:
-                    fn(event, msg)
+                    result = fn(event, msg)
+                    if result is not None and inspect.isawaitable(result):
+                        raise not_awaited(fn, result)
                 else:
                     self.call(fn, event, msg)
                 if store is not None and not msg.recorded:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import enum
 import functools
+import inspect
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
+
+from pubsubkit.coroutines import not_awaited
 
 if TYPE_CHECKING:
     import pluggy
@@ -58,8 +61,11 @@ class Outcome(enum.StrEnum):
 
 
 def call_handler(handler: Callable[[Any, Message], object], event: Any, msg: Message) -> object:
-    """The innermost :data:`HandlerCall`: the handler itself."""
-    return handler(event, msg)
+    """The innermost :data:`HandlerCall`: the handler itself (a sync one that returns an awaitable fails)."""
+    result = handler(event, msg)
+    if result is not None and inspect.isawaitable(result):
+        raise not_awaited(handler, result)
+    return result
 
 
 class Observers:

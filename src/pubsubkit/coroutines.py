@@ -1,0 +1,117 @@
+"""Running ``async def`` handlers from the listener's worker lanes, with every guarantee of a sync handler.
+
+A listener's lanes are threads: each runs one message at a time, acknowledges it only after its handlers
+returned, retries it with backoff and dead-letters it. An ``async def`` handler is run by a
+:class:`CoroutineRunner`, an event loop on a thread of the listener's own: the lane submits the coroutine and
+waits for its outcome, so the message is settled exactly as if the handler were sync (the coroutines of
+several lanes run concurrently on the loop). A handler whose kind cannot be run so (an async generator) is
+refused when it is added, and a sync handler that returns an awaitable fails its message with a
+:class:`~pubsubkit.errors.ConfigError` naming the fix instead of leaving a coroutine never awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pubsubkit.errors import ConfigError
+
+__all__ = ["CoroutineRunner", "is_async_handler", "refuse_unrunnable"]
+
+
+def _target(fn: object) -> object:
+    """What ``fn`` runs: the function under partials and bound methods, or a callable object's ``__call__``."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if not inspect.isfunction(fn) and not inspect.ismethod(fn) and callable(fn):
+        call = getattr(type(fn), "__call__", None)  # noqa: B004 - the method of a callable object
+        if call is not None:
+            return call
+    return fn
+
+
+def is_async_handler(fn: object) -> bool:
+    """Whether ``fn`` is an ``async def`` function (also through partials, methods and ``__call__``)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(_target(fn))
+
+
+def refuse_unrunnable(fn: object) -> None:
+    """Raise TypeError for a handler the listener cannot run to completion: an async generator function."""
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(_target(fn)):
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        raise TypeError(
+            f"handler {name} is an async generator: a listener runs a handler to its end, so define it as"
+            f" async def {name}(event, msg) (await, do not yield) or def {name}(event, msg)"
+        )
+
+
+class CoroutineRunner:
+    """An event loop on a thread of its own, started at the first coroutine, stopped by :meth:`close`."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def _started(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+                    loop.run_until_complete(loop.shutdown_asyncgens())
+                    loop.close()
+
+                self._thread = threading.Thread(target=run, name=self.name, daemon=True)
+                self._thread.start()
+                ready.wait()
+                self._loop = loop
+            return self._loop
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Run ``awaitable`` on the loop and wait for its result (or raise its exception) in this thread."""
+        loop = self._started()
+
+        async def wrapped() -> Any:
+            return await awaitable
+
+        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A sync callable that runs the coroutine of ``fn(*args)`` to its end on this runner."""
+
+        @functools.wraps(fn)
+        def call(*args: Any) -> Any:
+            return self.run(fn(*args))
+
+        call.__pubsubkit_async__ = fn  # type: ignore[attr-defined]
+        return call
+
+    def close(self) -> None:
+        """Stop the loop once the coroutines submitted so far are done (the lanes waited for them)."""
+        with self._lock:
+            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
+        if loop is not None and thread is not None:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(10)
+
+
+def not_awaited(fn: object, result: object) -> ConfigError:
+    """The error of a sync handler that returned an awaitable (closed, so that it warns of nothing)."""
+    close = getattr(result, "close", None)
+    if callable(close):
+        close()
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return ConfigError(
+        f"handler {name} returned {type(result).__name__}, which the listener would never await: define it with"
+        f" async def {name}(event, msg), or await inside it and return nothing"
+    )

@@ -1,0 +1,174 @@
+"""``async def`` handlers have every guarantee of a sync handler (memory://, where the log can be looked at)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+import pubsubkit
+from pubsubkit.testing import wait_until
+
+FAST = pubsubkit.RetryPolicy(attempts=3, initial=0.001, multiplier=1.0, max_delay=0.001, jitter=0.0)
+
+
+@pubsubkit.event("asyncPing")
+@attrs.frozen
+class Ping:
+    n: int
+
+
+@pytest.fixture
+def broker() -> Iterator[pubsubkit.Broker]:
+    b = pubsubkit.open_broker(f"memory://async-{pubsubkit.new_id()}")
+    yield b
+    b.close()
+
+
+def backlog(broker: pubsubkit.Broker, group: str) -> int:
+    return broker.transport.backlog(group)  # type: ignore[attr-defined, no-any-return]
+
+
+def test_an_async_handler_is_awaited_before_its_message_is_acknowledged(broker: pubsubkit.Broker) -> None:
+    started, release, done = threading.Event(), threading.Event(), threading.Event()
+    listener = broker.listener("g", poll_interval=0.02)
+
+    @listener.on(Ping)
+    async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+        started.set()
+        await asyncio.to_thread(release.wait, 10)
+        await asyncio.sleep(0.01)
+        done.set()
+
+    listener.start()
+    try:
+        broker.emitter().emit(Ping(n=1))
+        assert started.wait(10)
+        for _ in range(20):  # the body is suspended on its await: the message is held, not acknowledged
+            assert backlog(broker, "g") == 1
+            assert not done.is_set()
+        release.set()
+        wait_until(lambda: backlog(broker, "g") == 0, 10, "the acknowledgement after the body finished")
+        assert done.is_set()
+    finally:
+        release.set()
+        listener.close()
+
+
+def test_a_coroutine_that_raises_is_retried_and_dead_lettered(broker: pubsubkit.Broker) -> None:
+    attempts: list[int] = []
+    listener = broker.listener("g", poll_interval=0.02, retry=FAST)
+
+    @listener.on(Ping)
+    async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+        attempts.append(msg.attempt)
+        await asyncio.sleep(0)
+        raise ValueError(f"no {event.n}")
+
+    listener.start()
+    try:
+        env = broker.emitter().emit(Ping(n=7))
+        wait_until(lambda: broker.transport.dead_letters("g"), 10, "the dead letter")
+    finally:
+        listener.close()
+    [letter] = broker.transport.dead_letters("g")
+    assert letter.envelope is not None
+    assert letter.envelope.id == env.id
+    assert letter.attempts == 3
+    assert "ValueError: no 7" in letter.error
+    assert len(attempts) == 3
+    assert backlog(broker, "g") == 0
+
+
+def test_async_handlers_of_several_messages_run_concurrently(broker: pubsubkit.Broker) -> None:
+    """Each lane waits for its own coroutine; the loop runs those of several lanes at a time."""
+    inside = 0
+    most = 0
+    listener = broker.listener("g", poll_interval=0.02, concurrency=4)
+
+    @listener.on(Ping)
+    async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.2)
+        inside -= 1
+
+    listener.start()
+    try:
+        broker.emitter().emit_many([(Ping(n=i), f"k{i}") for i in range(8)])
+        wait_until(lambda: listener.handled == 8, 20, "8 messages handled")
+    finally:
+        listener.close()
+    assert most > 1
+
+
+class Methods:
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    async def on_ping(self, event: Ping, msg: pubsubkit.Message) -> None:
+        self.seen.append(event.n)
+
+    async def __call__(self, event: Ping, msg: pubsubkit.Message) -> None:
+        self.seen.append(-event.n)
+
+
+def test_methods_partials_and_callable_objects_are_awaited(broker: pubsubkit.Broker) -> None:
+    obj = Methods()
+
+    async def tagged(tag: int, event: Ping, msg: pubsubkit.Message) -> None:
+        obj.seen.append(tag * 100 + event.n)
+
+    listener = broker.listener("g", poll_interval=0.02)
+    listener.add_handler(Ping, obj.on_ping)
+    listener.add_handler(Ping, obj)
+    listener.add_handler(Ping, functools.partial(tagged, 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "coroutine ... was never awaited" would fail the test
+        listener.start()
+        try:
+            broker.emitter().emit(Ping(n=5))
+            wait_until(lambda: len(obj.seen) == 3, 10, "three handlers")
+        finally:
+            listener.close()
+    assert sorted(obj.seen) == [-5, 5, 105]
+
+
+def test_an_async_generator_is_refused_when_added(broker: pubsubkit.Broker) -> None:
+    listener = broker.listener("g")
+
+    async def produce(event: Ping, msg: pubsubkit.Message) -> AsyncIterator[int]:
+        yield 1
+
+    with pytest.raises(TypeError, match="async generator: a listener runs a handler to its end"):
+        listener.add_handler(Ping, produce)
+    listener.close()
+
+
+def test_a_sync_handler_returning_a_coroutine_fails_its_message_with_the_fix(broker: pubsubkit.Broker) -> None:
+    async def work() -> None:
+        raise AssertionError("never run")
+
+    def handle(event: Ping, msg: pubsubkit.Message) -> Any:
+        return work()  # a mistake: the coroutine is returned, not awaited
+
+    listener = broker.listener("g", poll_interval=0.02, retry=FAST)
+    listener.add_handler(Ping, handle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        listener.start()
+        try:
+            broker.emitter().emit(Ping(n=1))
+            wait_until(lambda: broker.transport.dead_letters("g"), 10, "the dead letter")
+        finally:
+            listener.close()
+    [letter] = broker.transport.dead_letters("g")
+    assert letter.attempts == 1, "a ConfigError is fatal: not retried"
+    assert "define it with async def handle(event, msg)" in letter.error
