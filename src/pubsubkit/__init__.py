@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from pubsubkit.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from pubsubkit.aio import AsyncEmitter as AsyncEmitter
     from pubsubkit.api import Broker as Broker
     from pubsubkit.api import open_broker as open_broker
     from pubsubkit.api import open_store as open_store
@@ -62,6 +63,7 @@ __version__ = "0.1.0"
 #: ``import pubsubkit`` (or ``from pubsubkit import ConfigError``) does not load the codec, the listener
 #: runtime and their dependencies. What a plugin needs besides is in :mod:`pubsubkit.plugin`.
 _LAZY: dict[str, str] = {
+    "AsyncEmitter": "pubsubkit.aio",
     "Broker": "pubsubkit.api",
     "open_broker": "pubsubkit.api",
     "open_store": "pubsubkit.api",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -17,6 +17,9 @@ from pubsubkit.retry import RetryPolicy
 from pubsubkit.store import Store
 from pubsubkit.transport import BrokerCapabilities, Transport
 from pubsubkit.urls import redact
+
+if TYPE_CHECKING:
+    from pubsubkit.aio import AsyncEmitter
 
 __all__ = ["Broker", "open_broker", "open_store"]
 
@@ -56,6 +59,19 @@ class Broker:
         :param headers: headers added to every event it emits.
         """
         return Emitter(self.transport, self.codec, Observers(self.pm), retry_for=retry_for, headers=headers)
+
+    def async_emitter(
+        self, *, retry_for: float = 10.0, headers: Mapping[str, str] | None = None, max_batch: int = 1000
+    ) -> AsyncEmitter:
+        """An :class:`~pubsubkit.aio.AsyncEmitter`: ``await emit(...)`` without blocking the event loop.
+
+        :param retry_for: seconds within which a failed publish is retried before the error is raised.
+        :param headers: headers added to every event it emits.
+        :param max_batch: envelopes of waiting calls published together at most.
+        """
+        from pubsubkit.aio import AsyncEmitter  # here: asyncio is loaded only by those who use it
+
+        return AsyncEmitter(self.emitter(retry_for=retry_for, headers=headers), max_batch=max_batch)
 
     def listener(
         self,
