@@ -172,3 +172,80 @@ def test_a_sync_handler_returning_a_coroutine_fails_its_message_with_the_fix(bro
     [letter] = broker.transport.dead_letters("g")
     assert letter.attempts == 1, "a ConfigError is fatal: not retried"
     assert "define it with async def handle(event, msg)" in letter.error
+
+
+@attrs.frozen
+class Seen:
+    id: str
+    n: int
+
+
+def test_an_async_unit_of_work_commits_with_the_inbox_and_a_redelivery_has_one_effect(
+    broker: pubsubkit.Broker,
+) -> None:
+    store = pubsubkit.open_store(f"memory://async-store-{pubsubkit.new_id()}")
+    seen = store.collection("seen", Seen)
+    listener = broker.listener("g", poll_interval=0.02, store=store)
+
+    @listener.on(Ping)
+    async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+        async with msg.unit_of_work() as uow:
+            uow.insert(seen, Seen(pubsubkit.new_id(), event.n))
+
+    listener.start()
+    try:
+        emitter = broker.emitter()
+        env = emitter.envelope(Ping(n=3))
+        emitter.publish([env, env])  # the same message twice
+        wait_until(lambda: store.inbox_contains("g", env.id), 10, "the inbox record")
+        wait_until(lambda: backlog(broker, "g") == 0, 10, "both settled")
+    finally:
+        listener.close()
+        store.close()
+    assert [s.n for s in seen.find()] == [3]
+
+
+def test_serve_runs_in_the_loop_and_cancelling_it_drains() -> None:
+    async def main() -> tuple[list[int], bool]:
+        with pubsubkit.open_broker(f"memory://serve-{pubsubkit.new_id()}") as broker:
+            got: list[int] = []
+            listener = broker.listener("g", poll_interval=0.02)
+
+            @listener.on(Ping)
+            async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+                await asyncio.sleep(0.05)
+                got.append(event.n)
+
+            task = asyncio.create_task(listener.serve())
+            emitter = broker.async_emitter()
+            await emitter.emit_many([Ping(n=i) for i in range(5)])
+            while len(got) < 5:
+                await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await emitter.aclose()
+            return got, listener.stopped
+
+    got, stopped = asyncio.run(main())
+    assert sorted(got) == list(range(5))
+    assert stopped
+
+
+def test_async_with_starts_and_closes_the_listener() -> None:
+    async def main() -> bool:
+        with pubsubkit.open_broker(f"memory://awith-{pubsubkit.new_id()}") as broker:
+            done = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            listener = broker.listener("g", poll_interval=0.02)
+
+            @listener.on(Ping)
+            def handle(event: Ping, msg: pubsubkit.Message) -> None:
+                loop.call_soon_threadsafe(done.set)
+
+            async with listener:
+                await broker.async_emitter().emit(Ping(n=1))
+                await asyncio.wait_for(done.wait(), 10)
+            return listener.stopped
+
+    assert asyncio.run(main())

@@ -180,6 +180,32 @@ class Listener:
         t.start()
         return self
 
+    async def serve(self) -> None:
+        """Run inside an event loop: the loop of :meth:`run` in a thread while the calling task awaits, until
+        :meth:`stop` or :meth:`close`; re-raises what ended it (a fatal error when joining). Cancelling the
+        task stops the listener and waits for its drain before the cancellation goes on. An ASGI app runs it
+        as a task from its lifespan (or uses ``async with listener:``)."""
+        import asyncio  # here: asyncio is loaded only by those who use it
+
+        task = asyncio.ensure_future(asyncio.to_thread(self.run))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.stop()
+            await task
+            raise
+
+    async def __aenter__(self) -> Listener:
+        """``async with listener:`` starts it (in a thread) and, on the way out, closes it without blocking
+        the event loop."""
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncio
+
+        await asyncio.to_thread(self.close)
+
     def run(self, *, handle_signals: bool = False) -> None:
         """Receive and handle until :meth:`stop` (or SIGTERM / SIGINT with ``handle_signals``), then drain."""
         if not self._running.acquire(blocking=False):

@@ -448,6 +448,20 @@ class UnitOfWork:
         if exc_type is None:
             self.commit()
 
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """``async with ... as uow``: the commit runs in a thread, so that the event loop goes on meanwhile."""
+        if exc_type is None:
+            await self.commit_async()
+
+    async def commit_async(self) -> None:
+        """:meth:`commit` in a thread of the default executor (the store's drivers are blocking)."""
+        import asyncio  # here: asyncio is loaded only by those who use it
+
+        await asyncio.to_thread(self.commit)
+
     def insert(self, coll: Collection[T], obj: T) -> None:
         """Insert ``obj`` into ``coll`` at commit (DuplicateError if its id exists)."""
         self.ops.append(coll.insert_op(obj))
