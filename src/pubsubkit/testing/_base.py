@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pubsubkit.api import Broker, open_broker
-from pubsubkit.listener import Handler, Listener
+from pubsubkit.listener import Handler, Listener, Message
 from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.retry import RetryPolicy
 from pubsubkit.testing.helpers import DEFAULT_TIMEOUT, EventKit, HookRecorder, ServerControl, Sizes, unique_name
@@ -29,11 +30,27 @@ def require(broker: Broker, capability: str, why: str) -> None:
         pytest.skip(f"capability {capability}: {why}")
 
 
-class Listeners:
-    """Starts listeners with the suite's defaults and closes every one of them at the end of the test."""
+def as_coroutine(fn: Handler) -> Handler:
+    """``fn`` as an ``async def`` handler: awaited by the listener, it runs ``fn`` in a thread (so that a case's
+    handler that waits on an event does not hold up the event loop) and returns or raises what ``fn`` does."""
 
-    def __init__(self) -> None:
+    async def handler(event: Any, msg: Message) -> object:
+        return await asyncio.to_thread(fn, event, msg)
+
+    handler.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    return handler
+
+
+class Listeners:
+    """Starts listeners with the suite's defaults and closes every one of them at the end of the test.
+
+    With ``kind="async"`` every handler is given to the listener as an ``async def`` one (the async variants
+    of the handler cases, ``test_async_*``).
+    """
+
+    def __init__(self, kind: str = "sync") -> None:
         self.started: list[Listener] = []
+        self.kind = kind
 
     def start(
         self,
@@ -48,7 +65,7 @@ class Listeners:
         options.setdefault("drain_timeout", 10.0)
         listener = broker.listener(group, **options)
         for event_type, fn in handlers:
-            listener.add_handler(event_type, fn)
+            listener.add_handler(event_type, as_coroutine(fn) if self.kind == "async" else fn)
         self.started.append(listener)
         listener.start()
         if not listener.wait_ready(DEFAULT_TIMEOUT):

@@ -14,6 +14,7 @@ message in case 18. A case that needs a capability the backend lacks is skipped 
 from __future__ import annotations
 
 from pubsubkit.testing._arguments import ArgumentCases
+from pubsubkit.testing._async import AsyncHandlerCases
 from pubsubkit.testing._dead_letters import DeadLetterCommandCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
@@ -32,5 +33,6 @@ class MessagingSuite(
     ArgumentCases,
     DeadLetterCommandCases,
     ReplayCases,
+    AsyncHandlerCases,
 ):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""
