@@ -71,6 +71,32 @@ def broker_targets(backend: str, rows: list[Row]) -> list[Target]:
         raw_best = best(rows, backend, "raw", "emit")
         targets.append(Target(f"{backend}: emit vs raw best confirmed", best_emit, raw_best, 0.8))
     targets.append(Target(f"{backend}: consume vs raw", consume, best(rows, backend, "raw", "consume"), 0.8))
+    if any(r.case.startswith("async") for r in rows):  # the asyncio faces against the sync ones, same run
+        targets.append(
+            Target(
+                f"{backend}: async emit vs sync",
+                find(rows, backend, "pubsubkit", "async emit batch 100 confirmed"),
+                emit,
+                0.9,
+            )
+        )
+        targets.append(
+            Target(
+                f"{backend}: async consume vs sync",
+                find(rows, backend, "pubsubkit", "async consume ack-after"),
+                consume,
+                0.9,
+            )
+        )
+        targets.append(
+            Target(
+                f"{backend}: heartbeat late during async emits (ms)",
+                find(rows, backend, "pubsubkit", "async emit: heartbeat late at most"),
+                50.0,
+                1.0,
+                "<=",
+            )
+        )
     for peer in ("faststream", "kombu"):
         if any(r.client == peer for r in rows):
             targets.append(Target(f"{backend}: emit vs {peer}", emit, best(rows, backend, peer, "emit"), 5))
@@ -91,6 +117,10 @@ def broker(backend: str, quick: bool) -> tuple[list[Row], list[Target]]:
     reason = installed_scheme(url)
     progress(f"{backend}: pubsubkit, {n} messages ({url.split('?')[0]})")
     rows = pubsubkit_rows(backend, url, reason, n, timeout)
+    if backend in ("kafka", "rabbitmq") and reason is None:
+        from bench.asyncio_bench import pubsubkit_async_rows
+
+        rows += pubsubkit_async_rows(backend, BROKER_URLS[backend](run_name("psa")), n, timeout)
     rows += raw_rows(backend, n, timeout)
     if backend in ("kafka", "rabbitmq"):
         rows += faststream_rows(backend, n, timeout)
