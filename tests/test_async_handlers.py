@@ -249,3 +249,27 @@ def test_async_with_starts_and_closes_the_listener() -> None:
             return listener.stopped
 
     assert asyncio.run(main())
+
+
+def test_served_from_a_loop_async_handlers_run_on_that_loop() -> None:
+    """So that a handler can use what the application made on its loop (a session, a pool)."""
+
+    async def main() -> set[int]:
+        loops: set[int] = set()
+        with pubsubkit.open_broker(f"memory://onloop-{pubsubkit.new_id()}") as broker:
+            listener = broker.listener("g", poll_interval=0.02)
+
+            @listener.on(Ping)
+            async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+                loops.add(id(asyncio.get_running_loop()))
+
+            async with listener:
+                emitter = broker.async_emitter()
+                await emitter.emit_many([Ping(n=i) for i in range(5)])
+                while listener.handled < 5:
+                    await asyncio.sleep(0.01)
+                await emitter.aclose()
+        loops.discard(id(asyncio.get_running_loop()))
+        return loops
+
+    assert asyncio.run(main()) == set(), "a handler ran on another loop than the application's"

@@ -2,9 +2,9 @@
 
 A listener's lanes are threads: each runs one message at a time, acknowledges it only after its handlers
 returned, retries it with backoff and dead-letters it. An ``async def`` handler is run by a
-:class:`CoroutineRunner`, an event loop on a thread of the listener's own: the lane submits the coroutine and
-waits for its outcome, so the message is settled exactly as if the handler were sync (the coroutines of
-several lanes run concurrently on the loop). A handler whose kind cannot be run so (an async generator) is
+:class:`CoroutineRunner` on an event loop (the application's, or one of the listener's own): the lane submits
+the coroutine and waits for its outcome, so the message is settled exactly as if the handler were sync (the
+coroutines of several lanes run concurrently on the loop). A handler whose kind cannot be run so (an async generator) is
 refused when it is added, and a sync handler that returns an awaitable fails its message with a
 :class:`~pubsubkit.errors.ConfigError` naming the fix instead of leaving a coroutine never awaited.
 """
@@ -50,13 +50,23 @@ def refuse_unrunnable(fn: object) -> None:
 
 
 class CoroutineRunner:
-    """An event loop on a thread of its own, started at the first coroutine, stopped by :meth:`close`."""
+    """Where the coroutines of ``async def`` handlers run: the application's event loop when the listener was
+    started from one (:meth:`bind`, by ``await listener.serve()`` or ``async with listener``), so that handlers
+    can use what the application made on it (sessions, pools); otherwise an event loop on a thread of its own,
+    started at the first coroutine and stopped by :meth:`close`."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._bound = False
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run the coroutines on ``loop`` (the caller's, which must keep running while the listener does)."""
+        with self._lock:
+            if self._loop is None:
+                self._loop, self._bound = loop, True
 
     def _started(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -80,11 +90,9 @@ class CoroutineRunner:
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run ``awaitable`` on the loop and wait for its result (or raise its exception) in this thread."""
         loop = self._started()
-
-        async def wrapped() -> Any:
-            return await awaitable
-
-        return asyncio.run_coroutine_threadsafe(wrapped(), loop).result()
+        if not asyncio.iscoroutine(awaitable):
+            awaitable = _awaited(awaitable)
+        return asyncio.run_coroutine_threadsafe(awaitable, loop).result()
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A sync callable that runs the coroutine of ``fn(*args)`` to its end on this runner."""
@@ -100,9 +108,14 @@ class CoroutineRunner:
         """Stop the loop once the coroutines submitted so far are done (the lanes waited for them)."""
         with self._lock:
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None and thread is not None:
+            bound, self._bound = self._bound, False
+        if loop is not None and thread is not None and not bound:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
+
+
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
 
 
 def not_awaited(fn: object, result: object) -> ConfigError:

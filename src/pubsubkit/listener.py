@@ -184,9 +184,12 @@ class Listener:
         """Run inside an event loop: the loop of :meth:`run` in a thread while the calling task awaits, until
         :meth:`stop` or :meth:`close`; re-raises what ended it (a fatal error when joining). Cancelling the
         task stops the listener and waits for its drain before the cancellation goes on. An ASGI app runs it
-        as a task from its lifespan (or uses ``async with listener:``)."""
+        as a task from its lifespan (or uses ``async with listener:``). Its ``async def`` handlers run on the
+        caller's loop, so they can use what the application made on it; do not block that loop (a sync
+        :meth:`close` called on it would wait for handlers that cannot run)."""
         import asyncio  # here: asyncio is loaded only by those who use it
 
+        self._table.runner.bind(asyncio.get_running_loop())  # async handlers run on the application's loop
         task = asyncio.ensure_future(asyncio.to_thread(self.run))
         try:
             await asyncio.shield(task)
@@ -197,7 +200,10 @@ class Listener:
 
     async def __aenter__(self) -> Listener:
         """``async with listener:`` starts it (in a thread) and, on the way out, closes it without blocking
-        the event loop."""
+        the event loop. Its ``async def`` handlers run on the caller's loop."""
+        import asyncio
+
+        self._table.runner.bind(asyncio.get_running_loop())
         self.start()
         return self
 
