@@ -273,3 +273,85 @@ def test_served_from_a_loop_async_handlers_run_on_that_loop() -> None:
         return loops
 
     assert asyncio.run(main()) == set(), "a handler ran on another loop than the application's"
+
+
+def test_sync_and_async_handlers_of_one_listener_both_run_and_the_sync_one_not_on_the_loop(
+    broker: pubsubkit.Broker,
+) -> None:
+    """A sync handler next to async ones runs in a worker thread, so that it never holds up the loop."""
+    ran: list[tuple[str, int]] = []
+    on_loop: list[bool] = []
+    listener = broker.listener("g", poll_interval=0.02, concurrency=8)
+
+    @listener.on(Ping)
+    async def first(event: Ping, msg: pubsubkit.Message) -> None:
+        ran.append(("async", event.n))
+
+    @listener.on(Ping)
+    def second(event: Ping, msg: pubsubkit.Message) -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        ran.append(("sync", event.n))
+
+    listener.start()
+    try:
+        broker.emitter().emit_many([Ping(n=i) for i in range(20)])
+        wait_until(lambda: listener.handled == 20, 10, "20 messages handled")
+    finally:
+        listener.close()
+    assert sorted(ran) == sorted([("async", i) for i in range(20)] + [("sync", i) for i in range(20)])
+    assert on_loop == [False] * 20
+    assert backlog(broker, "g") == 0
+
+
+def test_handler_middleware_wraps_an_async_handler_until_its_coroutine_finished() -> None:
+    """A plugin's handler middleware (sync) sees an async handler's call return only after its body ended,
+    and sees what it raised."""
+    from prometheus_client import CollectorRegistry
+
+    from pubsubkit.plugin import get_plugin_manager, hookimpl
+
+    seen: list[str] = []
+
+    class Wrapper:
+        @hookimpl
+        def pubsubkit_handler_middleware(self, group: str) -> Any:
+            def wrap(call_next: Any) -> Any:
+                def call(handler: Any, event: Any, msg: Any) -> Any:
+                    seen.append(f"before {event.n}")
+                    try:
+                        return call_next(handler, event, msg)
+                    except Exception as exc:
+                        seen.append(f"raised {type(exc).__name__} {event.n}")
+                        raise
+                    finally:
+                        seen.append(f"after {event.n}")
+
+                return call
+
+            return wrap
+
+    pm = get_plugin_manager(metrics_registry=CollectorRegistry())
+    pm.register(Wrapper(), name="wrapper")
+    broker = pubsubkit.open_broker(f"memory://mw-{pubsubkit.new_id()}", pm=pm)
+    try:
+        listener = broker.listener("g", poll_interval=0.02, retry=FAST, concurrency=1)
+
+        @listener.on(Ping)
+        async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+            await asyncio.sleep(0.01)
+            seen.append(f"body {event.n}")
+            if event.n == 2:
+                raise ValueError("no")
+
+        listener.start()
+        broker.emitter().emit_many([Ping(n=1), Ping(n=2)])
+        wait_until(lambda: len(broker.transport.dead_letters("g")) == 1, 10, "the dead letter of 2")  # type: ignore[attr-defined]
+        listener.close()
+    finally:
+        broker.close()
+    assert seen[:3] == ["before 1", "body 1", "after 1"]
+    assert seen[3:] == ["before 2", "body 2", "raised ValueError 2", "after 2"] * FAST.attempts

@@ -1,12 +1,11 @@
-"""Running ``async def`` handlers from the listener's worker lanes, with every guarantee of a sync handler.
+"""Where ``async def`` handlers run, and the checks of handler kinds.
 
-A listener's lanes are threads: each runs one message at a time, acknowledges it only after its handlers
-returned, retries it with backoff and dead-letters it. An ``async def`` handler is run by a
-:class:`CoroutineRunner` on an event loop (the application's, or one of the listener's own): the lane submits
-the coroutine and waits for its outcome, so the message is settled exactly as if the handler were sync (the
-coroutines of several lanes run concurrently on the loop). A handler whose kind cannot be run so (an async generator) is
-refused when it is added, and a sync handler that returns an awaitable fails its message with a
-:class:`~pubsubkit.errors.ConfigError` naming the fix instead of leaving a coroutine never awaited.
+A listener with an ``async def`` handler runs its worker lanes as tasks on the event loop of its
+:class:`CoroutineRunner` (the application's, or one of the listener's own; see :mod:`pubsubkit.async_lanes`),
+so that each message is settled only after its coroutine finished, exactly as with a sync handler. A handler
+whose kind cannot be run so (an async generator) is refused when it is added, and a sync handler that returns
+an awaitable fails its message with a :class:`~pubsubkit.errors.ConfigError` naming the fix instead of leaving
+a coroutine never awaited.
 """
 
 from __future__ import annotations
@@ -68,7 +67,8 @@ class CoroutineRunner:
             if self._loop is None:
                 self._loop, self._bound = loop, True
 
-    def _started(self) -> asyncio.AbstractEventLoop:
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the coroutines run on: the bound one, or this runner's own (started here if need be)."""
         with self._lock:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
@@ -89,7 +89,7 @@ class CoroutineRunner:
 
     def run(self, awaitable: Awaitable[Any]) -> Any:
         """Run ``awaitable`` on the loop and wait for its result (or raise its exception) in this thread."""
-        loop = self._started()
+        loop = self.loop()
         if not asyncio.iscoroutine(awaitable):
             awaitable = _awaited(awaitable)
         return asyncio.run_coroutine_threadsafe(awaitable, loop).result()

@@ -52,6 +52,8 @@ class HandlerTable:
         self.runner = CoroutineRunner(name)
         self._by_name: dict[str, list[Handler]] = {}
         self._fallback: list[Handler] = []
+        #: Whether a handler is ``async def`` (the listener's lanes are then tasks on the runner's loop).
+        self.has_async = False
 
     def add(self, event_type: type[Any] | str, fn: Handler) -> None:
         """Run ``fn`` for ``event_type`` (a registered event class, a wire name, or ``UnknownEvent``).
@@ -65,6 +67,7 @@ class HandlerTable:
         refuse_unrunnable(fn)
         if is_async_handler(fn):
             fn = self.runner.wrap(fn)
+            self.has_async = True
         if event_type is UnknownEvent:
             self._fallback.append(fn)
             return

@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 
@@ -142,8 +142,7 @@ class Listener:
         self._running = threading.Lock()
         self._pipeline = Pipeline(group, self._table, codec, self.retry, observers, self._stop, store)
         self._results: queue.SimpleQueue[tuple[_Work, Settlement]] = queue.SimpleQueue()
-        self._lanes: list[queue.SimpleQueue[list[_Work] | None]] = []
-        self._threads: list[threading.Thread] = []
+        self._lanes: _Lanes
         self._loop_thread: threading.Thread | None = None
 
     @property
@@ -290,13 +289,7 @@ class Listener:
         )
 
     def _loop(self, consumer: Consumer) -> None:
-        self._lanes = [queue.SimpleQueue() for _ in range(self.concurrency)]
-        self._threads = [
-            threading.Thread(target=self._lane, args=(q,), name=f"pubsubkit-{self.group}-{i}", daemon=True)
-            for i, q in enumerate(self._lanes)
-        ]
-        for t in self._threads:
-            t.start()
+        self._lanes = self._start_lanes()
         in_flight: dict[int, _Work] = {}
         consumer.bind_settler(functools.partial(self._settle_for, consumer, in_flight))
         lease = consumer.lease_seconds
@@ -340,7 +333,7 @@ class Listener:
                     else:
                         batch.append(work)
                 for lane, works in batches.items():
-                    self._lanes[lane].put(works)
+                    self._lanes.put(lane, works)
                 if lease and now >= next_extend:
                     consumer.extend([w.delivery for w in in_flight.values()], lease)
                     next_extend = now + lease / 3
@@ -349,12 +342,10 @@ class Listener:
 
     def _drain(self, consumer: Consumer, in_flight: dict[int, _Work]) -> None:
         deadline = time.monotonic() + self.drain_timeout
-        for q in self._lanes:
-            q.put(None)
+        self._lanes.stop()
         while in_flight and time.monotonic() < deadline:
             self._settle(consumer, in_flight, block=True)
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        self._lanes.join(max(0.0, deadline - time.monotonic()))
         self._abandon.set()  # lanes skip work still queued: it is released below and may go elsewhere
         self._settle(consumer, in_flight, block=False)
         if in_flight:
@@ -420,19 +411,62 @@ class Listener:
 
     # --- the worker lanes ----------------------------------------------------------------------------------
 
+    def _start_lanes(self) -> _Lanes:
+        """Threads; tasks on the runner's event loop when a handler is ``async def`` (pubsubkit.async_lanes)."""
+        if self._table.has_async:
+            from pubsubkit.async_lanes import AsyncLanes
+
+            loop = self._table.runner.loop()
+            return AsyncLanes(self._pipeline, loop, self.concurrency, self._results, self._abandon)
+        return _ThreadLanes(self, self.concurrency)
+
+
+class _Lanes(Protocol):
+    def put(self, lane: int, works: list[_Work]) -> None: ...
+    def stop(self) -> None: ...
+    def join(self, timeout: float) -> None: ...
+
+
+class _ThreadLanes:
+    """``count`` lane threads running the listener's pipeline, each settlement put on its results queue."""
+
+    def __init__(self, listener: Listener, count: int) -> None:
+        self._listener = listener
+        self._queues: list[queue.SimpleQueue[list[_Work] | None]] = [queue.SimpleQueue() for _ in range(count)]
+        self._threads = [
+            threading.Thread(target=self._lane, args=(q,), name=f"pubsubkit-{listener.group}-{i}", daemon=True)
+            for i, q in enumerate(self._queues)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def put(self, lane: int, works: list[_Work]) -> None:
+        self._queues[lane].put(works)
+
+    def stop(self) -> None:
+        for q in self._queues:
+            q.put(None)
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
     def _lane(self, q: queue.SimpleQueue[list[_Work] | None]) -> None:
+        listener = self._listener
+        pipeline, results, abandon = listener._pipeline, listener._results, listener._abandon
         while True:
             works = q.get()
             if works is None:
                 return
             for work in works:  # in order: messages of one key are in one lane's batches
-                if self._abandon.is_set():
+                if abandon.is_set():
                     break
                 try:
-                    settlement = self._pipeline.process(work.delivery)
+                    settlement = pipeline.process(work.delivery)
                 except BaseException as exc:  # a bug here must not lose the message: give it back
-                    log.exception("listener %s: internal error", self.group)
+                    log.exception("listener %s: internal error", listener.group)
                     settlement = RELEASE
                     if not isinstance(exc, Exception):
                         raise
-                self._results.put((work, settlement))
+                results.put((work, settlement))

@@ -91,6 +91,34 @@ class Pipeline:
 
     def process(self, d: Delivery) -> Settlement:
         """The settlement of one delivery, after running its handlers (with their retries) if it has any."""
+        routed = self.route(d)
+        if isinstance(routed, Settlement):
+            return routed
+        env, handlers = routed
+        if self.store is not None and self.store.inbox_contains(self.group, env.id):
+            return self.duplicate(d, env)
+        event = self.decode(d, env)
+        if isinstance(event, Settlement):
+            return event
+        attempt = d.attempt
+        while True:
+            start = time.monotonic()
+            try:
+                duplicate = self._run_handlers(handlers, event, env, attempt)
+            except Exception as exc:
+                verdict = self.failed(d, env, exc, attempt, time.monotonic() - start)
+                if verdict is not None:
+                    return verdict
+                if self._backoff(d, self.retry.delay(attempt)):
+                    return RELEASE
+                attempt += 1
+                continue
+            return self.succeeded(env, duplicate, attempt, time.monotonic() - start)
+
+    # --- the steps, shared with the async lanes (pubsubkit.async_lanes) --------------------------------------
+
+    def route(self, d: Delivery) -> Settlement | tuple[Envelope, Sequence[Handler]]:
+        """The delivery's envelope and handlers, or its settlement when it has no handlers to run."""
         if d.revoked is not None and d.revoked.is_set():
             return RELEASE  # no longer the consumer's: its new owner handles it
         env = d.envelope
@@ -101,38 +129,36 @@ class Pipeline:
             self._skipped(env.name)
             self.observers.handled(env, self.group, Outcome.SKIPPED, 0.0, d.attempt)
             return ACK
-        if self.store is not None and self.store.inbox_contains(self.group, env.id):
-            self.observers.handled(env, self.group, Outcome.DUPLICATE, 0.0, d.attempt)
-            return ACK
+        return env, handlers
+
+    def duplicate(self, d: Delivery, env: Envelope) -> Settlement:
+        """The settlement of a delivery the group's inbox has already acknowledged."""
+        self.observers.handled(env, self.group, Outcome.DUPLICATE, 0.0, d.attempt)
+        return ACK
+
+    def decode(self, d: Delivery, env: Envelope) -> Any:
+        """The decoded event, or the dead letter's settlement of a payload that does not decode."""
         try:
-            event = self.codec.decode(env)
+            return self.codec.decode(env)
         except DecodeError as exc:
             return self._dead(d, "poison", str(exc), d.attempt)
-        return self._attempts(d, env, event, handlers)
 
-    def _attempts(self, d: Delivery, env: Envelope, event: Any, handlers: Sequence[Handler]) -> Settlement:
-        attempt = d.attempt
-        while True:
-            start = time.monotonic()
-            try:
-                duplicate = self._run_handlers(handlers, event, env, attempt)
-            except Exception as exc:
-                took = time.monotonic() - start
-                error = f"{type(exc).__name__}: {exc}"
-                fatal = self.retry.is_fatal(exc)
-                if fatal or attempt >= self.retry.attempts:
-                    self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
-                    return self._dead(d, "fatal" if fatal else "failed", _with_trace(exc, error), attempt)
-                self.observers.handled(env, self.group, Outcome.RETRY, took, attempt)
-                if self._backoff(d, self.retry.delay(attempt)):
-                    return RELEASE
-                attempt += 1
-                continue
-            outcome = Outcome.DUPLICATE if duplicate else Outcome.OK
-            self.observers.handled(env, self.group, outcome, time.monotonic() - start, attempt)
-            if not duplicate:
-                self.handled += 1
-            return ACK
+    def failed(self, d: Delivery, env: Envelope, exc: Exception, attempt: int, took: float) -> Settlement | None:
+        """After a failed attempt: the dead letter's settlement, or ``None`` when the message is retried."""
+        error = f"{type(exc).__name__}: {exc}"
+        fatal = self.retry.is_fatal(exc)
+        if fatal or attempt >= self.retry.attempts:
+            self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
+            return self._dead(d, "fatal" if fatal else "failed", _with_trace(exc, error), attempt)
+        self.observers.handled(env, self.group, Outcome.RETRY, took, attempt)
+        return None
+
+    def succeeded(self, env: Envelope, duplicate: bool, attempt: int, took: float) -> Settlement:
+        """After the handlers ran to their end (or another delivery had done all the work)."""
+        self.observers.handled(env, self.group, Outcome.DUPLICATE if duplicate else Outcome.OK, took, attempt)
+        if not duplicate:
+            self.handled += 1
+        return ACK
 
     def _backoff(self, d: Delivery, delay: float) -> bool:
         """Wait ``delay`` seconds before a retry; ``True`` when the listener stops or the delivery is revoked."""

@@ -76,7 +76,8 @@ def pubsubkit_handler_middleware(group: str) -> HandlerMiddleware | None:
 
     Called once, when the listener is built. A wrapper takes the next callable of the chain and returns the
     callable that replaces it; both are called as ``call(handler, event, msg)`` once per handler and
-    attempt, on the handler's worker thread, and return what the handler returned or raise what it raised::
+    attempt, on the handler's worker thread (for an ``async def`` handler, on a worker thread while its coroutine
+    runs on the listener's loop), and return what the handler returned or raise what it raised::
 
         @hookimpl
         def pubsubkit_handler_middleware(group):

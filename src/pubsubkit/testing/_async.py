@@ -29,10 +29,9 @@ def _with_async_handlers(case: Callable[..., None]) -> Callable[..., None]:
 
 
 class AsyncHandlerCases(MessagingFixtures):
-    # test_09_ordering_per_key is not among them yet: on Kafka, with three members rebalancing, one run in
-    # three handled one message twice with async handlers (never with sync ones); open in issue 21.
     test_async_01_publish_subscribe = _with_async_handlers(DeliveryCases.test_01_publish_subscribe)
     test_async_04_redelivery_on_failure = _with_async_handlers(FailureCases.test_04_redelivery_on_failure)
+    test_async_09_ordering_per_key = _with_async_handlers(DeliveryCases.test_09_ordering_per_key)
     test_async_16_retry_policy = _with_async_handlers(FailureCases.test_16_retry_policy)
     test_async_17_dead_letter = _with_async_handlers(FailureCases.test_17_dead_letter)
     test_async_19_idempotent_consumer = _with_async_handlers(FailureCases.test_19_idempotent_consumer)

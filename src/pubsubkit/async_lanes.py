@@ -1,0 +1,176 @@
+"""The worker lanes of a listener with ``async def`` handlers: tasks on an event loop instead of threads.
+
+A listener whose handlers include a coroutine runs each lane as a task on the loop of its
+:class:`~pubsubkit.coroutines.CoroutineRunner` (the application's when served from it). The loop thread of
+the listener hands each lane its share of a receive in one call (``call_soon_threadsafe``), and the lane
+awaits the pipeline's steps for one message after another, in order, so messages of one key stay in order
+and the message is settled only after its handlers finished, exactly as with thread lanes. What would block
+the loop runs in a worker thread: the inbox's reads and writes, sync handlers next to async ones, and the
+handler middleware of plugins (which is sync; the coroutine it wraps comes back to the loop). A retry's
+backoff is an ``asyncio.sleep`` that ends early when the listener stops or the delivery is revoked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pubsubkit.coroutines import not_awaited
+from pubsubkit.envelope import Envelope
+from pubsubkit.errors import AlreadyProcessed
+from pubsubkit.handlers import Handler
+from pubsubkit.message import Message, inbox_id
+from pubsubkit.pipeline import RELEASE, Pipeline, Settlement
+from pubsubkit.store import MarkProcessed
+from pubsubkit.transport import Delivery
+
+__all__ = ["AsyncLanes"]
+
+log = logging.getLogger("pubsubkit.listener")
+
+#: How often a retry's backoff looks whether the listener stopped or the delivery was revoked, in seconds.
+_BACKOFF_TICK = 0.05
+
+
+class _Work(Protocol):
+    delivery: Delivery
+
+
+class AsyncLanes:
+    """``count`` lanes as tasks on ``loop``; each settlement goes to ``results`` as ``(work, settlement)``.
+
+    :param abandon: set at the end of a drain: the lanes skip the work still queued (it is released).
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        loop: asyncio.AbstractEventLoop,
+        count: int,
+        results: queue.SimpleQueue[tuple[Any, Settlement]],
+        abandon: threading.Event,
+    ) -> None:
+        self.pipeline = pipeline
+        self.loop = loop
+        self.results = results
+        self.abandon = abandon
+        self._queues: list[asyncio.Queue[list[Any] | None]] = []
+
+        async def start() -> None:
+            self._queues = [asyncio.Queue() for _ in range(count)]
+
+        asyncio.run_coroutine_threadsafe(start(), loop).result()
+        self._tasks: list[concurrent.futures.Future[None]] = [
+            asyncio.run_coroutine_threadsafe(self._lane(q), loop) for q in self._queues
+        ]
+
+    def put(self, lane: int, works: list[Any]) -> None:
+        """Give ``works`` (in order) to lane number ``lane``."""
+        self.loop.call_soon_threadsafe(self._queues[lane].put_nowait, works)
+
+    def stop(self) -> None:
+        """Let each lane end once it has done what it was given."""
+        for q in self._queues:
+            self.loop.call_soon_threadsafe(q.put_nowait, None)
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds (in all) for the lanes to end."""
+        deadline = time.monotonic() + timeout
+        for task in self._tasks:
+            try:
+                task.result(max(0.0, deadline - time.monotonic()))
+            except concurrent.futures.TimeoutError:
+                return
+            except Exception:  # logged by the lane; its messages are released by the drain
+                continue
+
+    async def _lane(self, q: asyncio.Queue[list[Any] | None]) -> None:
+        while True:
+            works = await q.get()
+            if works is None:
+                return
+            for work in works:  # in order: messages of one key are in one lane's batches
+                if self.abandon.is_set():
+                    break
+                try:
+                    settlement = await process(self.pipeline, work.delivery)
+                except Exception:  # a bug here must not lose the message: give it back
+                    log.exception("listener %s: internal error", self.pipeline.group)
+                    settlement = RELEASE
+                self.results.put((work, settlement))
+
+
+async def process(p: Pipeline, d: Delivery) -> Settlement:
+    """:meth:`Pipeline.process <pubsubkit.pipeline.Pipeline.process>` on an event loop, awaiting the handlers."""
+    routed = p.route(d)
+    if isinstance(routed, Settlement):
+        return routed
+    env, handlers = routed
+    if p.store is not None and await asyncio.to_thread(p.store.inbox_contains, p.group, env.id):
+        return p.duplicate(d, env)
+    event = p.decode(d, env)
+    if isinstance(event, Settlement):
+        return event
+    attempt = d.attempt
+    while True:
+        start = time.monotonic()
+        try:
+            duplicate = await _run_handlers(p, handlers, event, env, attempt)
+        except Exception as exc:
+            verdict = p.failed(d, env, exc, attempt, time.monotonic() - start)
+            if verdict is not None:
+                return verdict
+            if await _backoff(p, d, p.retry.delay(attempt)):
+                return RELEASE
+            attempt += 1
+            continue
+        return p.succeeded(env, duplicate, attempt, time.monotonic() - start)
+
+
+async def _run_handlers(p: Pipeline, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
+    """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""
+    store = p.store
+    count = len(handlers)
+    for i, fn in enumerate(handlers):
+        record = inbox_id(env.id, i, count)
+        if store is not None and i < count - 1 and await asyncio.to_thread(store.inbox_contains, p.group, record):
+            continue  # done by an earlier attempt
+        msg = Message(env, p.group, attempt, store, record)
+        try:
+            coroutine_fn = getattr(fn, "__pubsubkit_async__", None)
+            if p.call is not None:  # middleware is sync: in a thread, from which the coroutine comes back here
+                await asyncio.to_thread(p.call, fn, event, msg)
+            elif coroutine_fn is not None:
+                await coroutine_fn(event, msg)
+            else:
+                await asyncio.to_thread(_call_sync, fn, event, msg)
+            if store is not None and not msg.recorded:
+                await asyncio.to_thread(store.commit, [MarkProcessed(p.group, record)])
+        except AlreadyProcessed:
+            if i == count - 1:
+                return True
+            # another delivery of this message finished this handler first: go on with the next one
+    return False
+
+
+def _call_sync(fn: Handler, event: Any, msg: Message) -> None:
+    result = fn(event, msg)
+    if result is not None and hasattr(result, "__await__"):
+        raise not_awaited(fn, result)
+
+
+async def _backoff(p: Pipeline, d: Delivery, delay: float) -> bool:
+    """Wait ``delay`` seconds before a retry; ``True`` when the listener stops or the delivery is revoked."""
+    deadline = time.monotonic() + delay
+    while not p.stop.is_set() and (d.revoked is None or not d.revoked.is_set()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        await asyncio.sleep(min(left, _BACKOFF_TICK))
+    return True
