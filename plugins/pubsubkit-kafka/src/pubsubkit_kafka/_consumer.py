@@ -3,8 +3,11 @@
 Offsets are committed after handling: :meth:`KafkaConsumer.ack` marks records handled, and the consumer commits,
 for each partition, the offset below which every record it delivered is settled, at most every
 ``commit_interval`` seconds (asynchronously), on partition revoke and on close (synchronously). When a rebalance
-revokes a partition, the records of it still being handled are first given up to ``REVOKE_WAIT`` seconds to
-finish and are committed, so that the partition's next owner does not handle them again. A released
+revokes a partition, the records of it the listener holds (running or waiting for a lane) are first given up to
+``REVOKE_GRACE`` seconds to be handled, then the waiting ones and those waiting to be retried are given back and
+the running ones get up to ``REVOKE_WAIT`` seconds in all; what is settled is committed, so that the partition's
+next owner does not handle it again. (Giving back a waiting record at once would make the next owner handle again
+every later record of its partition that was handled meanwhile.) A released
 record is delivered again by seeking its partition back; records it meets again that are still in flight or
 already settled are skipped, so a seek never duplicates work. A record never settled (the process died) comes
 back to the group from the last committed offset after the session times out.
@@ -35,9 +38,11 @@ log = logging.getLogger("pubsubkit.kafka")
 
 _generations = itertools.count(1)
 
-#: On a revoke, how long the handlers still running on records of the revoked partitions may take to finish
+#: On a revoke, how long the listener may take to handle the records of the revoked partitions it holds (running,
+#: waiting for a lane, or waiting to be retried) before those not yet started, and the retries, are given back.
+REVOKE_GRACE = 2.0
+#: On a revoke, how long the handlers still running on records of the revoked partitions may take to finish in all
 #: before the partition is given up; what is not settled by then is handled again by the partition's next owner.
-#: Records not yet started, or waiting to be retried, are given back at once.
 REVOKE_WAIT = 10.0
 
 
@@ -101,6 +106,7 @@ class KafkaConsumer(Consumer):
         self._subscribed = False
         self._settle: Callable[[], None] | None = None
         self._paused: list[TopicPartition] = []
+        self._out: list[Delivery] = []  # delivered by the receive under way, not yet returned
         config = transport.settings.consumer_config(group, transport.client_id(group))
         try:
             self.c = RawConsumer(config)
@@ -152,16 +158,35 @@ class KafkaConsumer(Consumer):
         revoked = {tp.partition for tp in partitions}
         log.debug("kafka group %s: revoked %s", self.group, sorted(revoked))
         self._buffer = [m for m in self._buffer if m.partition() not in revoked]  # fetched, not yet delivered
-        for p in revoked:  # handlers running finish; queued records and retries are given back at once
+        self._unreceive(revoked)
+        start = time.monotonic()
+        self._wait_settled(revoked, start + REVOKE_GRACE)  # the records waiting for a lane are handled too
+        for p in revoked:  # then those not started and the retries are given back; running handlers finish
             if p in self._parts:
                 self._parts[p].revoked.set()
-        deadline = time.monotonic() + REVOKE_WAIT
-        while self._settle is not None and self._in_flight(revoked) and time.monotonic() < deadline:
-            self._settle()
+        self._wait_settled(revoked, start + REVOKE_WAIT)
         if self._in_flight(revoked):
             log.warning("kafka group %s: records still in flight on revoke; the next owner gets them", self.group)
         self._commit(sync=True, only=revoked)
         self._drop(partitions)
+
+    def _wait_settled(self, partitions: set[int], deadline: float) -> None:
+        """Settle what the listener finished, until no record of ``partitions`` is with it, or ``deadline``."""
+        while self._settle is not None and self._in_flight(partitions) and time.monotonic() < deadline:
+            self._settle()
+
+    def _unreceive(self, partitions: set[int]) -> None:
+        """Take back the records of ``partitions`` that the receive under way has not returned yet (a rebalance
+        callback runs inside it): the listener cannot settle them, so they are released, not waited for."""
+        kept = []
+        for d in self._out:
+            gen, p, o = d.token
+            st = self._parts.get(p)
+            if p in partitions and st is not None and st.gen == gen:
+                st.released.add(o)
+            else:
+                kept.append(d)
+        self._out[:] = kept
 
     def _in_flight(self, partitions: set[int]) -> bool:
         """Whether a record of these partitions is still with the listener (neither settled nor given back)."""
@@ -246,6 +271,7 @@ class KafkaConsumer(Consumer):
         self._maybe_commit()
         self._do_seeks()
         out: list[Delivery] = []
+        self._out = out  # what a rebalance callback during this receive takes back (_unreceive)
         deadline = time.monotonic() + timeout
         try:
             while len(out) < max_messages:
@@ -269,6 +295,8 @@ class KafkaConsumer(Consumer):
                         out.append(d)
         except KafkaException as exc:
             raise ConnectionLost(f"Kafka group {self.group}: {exc}") from exc
+        finally:
+            self._out = []  # returned: the listener settles these
         return out
 
     def _delivery(self, msg: Message) -> Delivery | None:
