@@ -1,5 +1,6 @@
 """The conformance suite every pubsubkit backend runs, shipped as a pytest plugin, and helpers for testing a
-service built on pubsubkit (:func:`message_for`, :func:`run_until_idle`; docs/testing.md).
+service built on pubsubkit (:func:`message_for`, :func:`run_until_idle`, :func:`assert_contract_kept`;
+docs/testing.md).
 
 A backend's tests subclass the suite classes and provide a URL fixture; see docs/writing-a-plugin.md::
 
@@ -39,7 +40,12 @@ from pubsubkit.testing.helpers import (  # noqa: E402
 )
 from pubsubkit.testing.messaging import MessagingSuite  # noqa: E402
 from pubsubkit.testing.repository import RepositorySuite  # noqa: E402
-from pubsubkit.testing.service import message_for, redelivery_of, run_until_idle  # noqa: E402
+from pubsubkit.testing.service import (  # noqa: E402
+    assert_contract_kept,
+    message_for,
+    redelivery_of,
+    run_until_idle,
+)
 
 __all__ = [
     "Collector",
@@ -49,6 +55,7 @@ __all__ = [
     "RepositorySuite",
     "ServerControl",
     "Sizes",
+    "assert_contract_kept",
     "message_for",
     "redelivery_of",
     "require_server",

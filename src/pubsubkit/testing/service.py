@@ -16,13 +16,17 @@ A handler is a plain function, so a unit test may also call it with :func:`messa
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from pubsubkit.api import Broker
 from pubsubkit.codec import Codec, default_codec
 from pubsubkit.errors import ConfigError
+from pubsubkit.events import EventRegistry
 from pubsubkit.listener import Listener
 from pubsubkit.message import Message
 from pubsubkit.outbox import OutboxRelay
@@ -96,3 +100,23 @@ def _drain(relay: OutboxRelay) -> int:
     while n := relay.relay_once():
         total += n
     return total
+
+
+def assert_contract_kept(published: str | os.PathLike[str], registry: EventRegistry | None = None) -> None:
+    """Fail (AssertionError listing each break and its fix) when the event classes of ``registry`` (default:
+    pubsubkit's) break the readers of the contract published in the JSON file ``published``: a schema mapping
+    written by ``pubsubkit schema`` or an AsyncAPI document (:func:`pubsubkit.contracts.breaking_changes`)."""
+    from pubsubkit.contracts import breaking_changes
+    from pubsubkit.schema import event_schemas
+
+    path = Path(published)
+    try:
+        contract = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AssertionError(
+            f"no published contract at {path}: write it with pubsubkit schema MODULE --out {path}"
+        ) from None
+    breaks = breaking_changes(contract, event_schemas(registry))
+    assert not breaks, f"the event classes break the contract published in {path}:\n" + "\n".join(
+        f"  - {b}" for b in breaks
+    )
