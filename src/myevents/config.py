@@ -63,6 +63,8 @@ FILE_KEYS: Final = (
 BROKER_TYPES: Final = ("amqp", "kafka", "sqs", "sqlite")
 DATABASE_TYPES: Final = ("mongodb", "dynamodb", "sqlite")
 LOG_LEVELS: Final = ("debug", "info", "warning", "error")
+#: Where the booking projector may run (``MYEVENTS_PROJECTOR``).
+PROJECTOR_PLACES: Final = ("in-process", "apart")
 DEFAULT_ISSUER: Final = "myevents"
 #: The longest a token may still be valid for, in seconds (30 days): a token whose expiry lies further ahead is
 #: refused, however it was signed.
@@ -106,6 +108,9 @@ class Config:
     #: Seconds a worker keeps serving after SIGTERM with ``/ready`` answering 503, so that a load balancer
     #: takes it out of rotation before it stops accepting connections (``MYEVENTS_SHUTDOWN_DELAY``).
     shutdown_delay: float = 0.0
+    #: Where the booking projector runs: ``in-process`` (a listener in the booking service) or ``apart`` (its own
+    #: process, ``pubsubkit run myevents.booking.worker:projector``; the service then only serves requests).
+    projector: str = "in-process"
     #: Where the web front end's pages send booking requests (the event service hands it to them).
     booking_url: str = "http://localhost:8282"
     #: The origins the booking service answers CORS requests from: those serving the web front end.
@@ -280,6 +285,9 @@ def load(
         raise ConfigError("MYEVENTS_SHUTDOWN_DELAY must be a number of seconds, e.g. 5") from None
     if not 0 <= delay <= 60:
         raise ConfigError(f"MYEVENTS_SHUTDOWN_DELAY must be between 0 and 60 seconds, got {delay:g}")
+    projector = env.get("MYEVENTS_PROJECTOR", "in-process")
+    if projector not in PROJECTOR_PLACES:
+        raise ConfigError(f"MYEVENTS_PROJECTOR: {projector!r} is not one of {', '.join(PROJECTOR_PLACES)}")
     level = env.get("MYEVENTS_LOG_LEVEL", "info").lower()
     if level not in LOG_LEVELS:
         raise ConfigError(f"MYEVENTS_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -294,6 +302,7 @@ def load(
         workers=n,
         log_level=level,
         shutdown_delay=delay,
+        projector=projector,
         **_ui(env, booking_url, ui_origins),
         **_tokens(file, env),
     )

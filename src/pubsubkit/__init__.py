@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pubsubkit.api import open_broker as open_broker
     from pubsubkit.api import open_store as open_store
     from pubsubkit.codec import Codec as Codec
+    from pubsubkit.contracts import breaking_changes as breaking_changes
     from pubsubkit.emitter import Emitter as Emitter
     from pubsubkit.envelope import Envelope as Envelope
     from pubsubkit.envelope import Header as Header
@@ -50,11 +51,14 @@ if TYPE_CHECKING:
     from pubsubkit.outbox import OutboxRelay as OutboxRelay
     from pubsubkit.plugin.manager import get_plugin_manager as get_plugin_manager
     from pubsubkit.retry import RetryPolicy as RetryPolicy
+    from pubsubkit.schema import event_schemas as event_schemas
+    from pubsubkit.schema import json_schema as json_schema
     from pubsubkit.store import Collection as Collection
     from pubsubkit.store import Page as Page
     from pubsubkit.store import Store as Store
     from pubsubkit.store import UnitOfWork as UnitOfWork
     from pubsubkit.transport import DeadLetter as DeadLetter
+    from pubsubkit.worker import Worker as Worker
 
 __version__ = "0.1.0"
 
@@ -68,6 +72,7 @@ _LAZY: dict[str, str] = {
     "open_broker": "pubsubkit.api",
     "open_store": "pubsubkit.api",
     "Codec": "pubsubkit.codec",
+    "breaking_changes": "pubsubkit.contracts",
     "Emitter": "pubsubkit.emitter",
     "Envelope": "pubsubkit.envelope",
     "Header": "pubsubkit.envelope",
@@ -94,11 +99,14 @@ _LAZY: dict[str, str] = {
     "OutboxRelay": "pubsubkit.outbox",
     "get_plugin_manager": "pubsubkit.plugin.manager",
     "RetryPolicy": "pubsubkit.retry",
+    "event_schemas": "pubsubkit.schema",
+    "json_schema": "pubsubkit.schema",
     "Collection": "pubsubkit.store",
     "Page": "pubsubkit.store",
     "Store": "pubsubkit.store",
     "UnitOfWork": "pubsubkit.store",
     "DeadLetter": "pubsubkit.transport",
+    "Worker": "pubsubkit.worker",
 }
 
 __all__ = sorted(_LAZY)  # made from the one list above

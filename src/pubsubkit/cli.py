@@ -1,5 +1,6 @@
-"""The ``pubsubkit`` command: inspect backends, emit and tail events, list and replay dead letters, and keep a
-SQLite log's size in check (groups, trim)."""
+"""The ``pubsubkit`` command: inspect backends, emit and tail events, list and replay dead letters, keep a
+SQLite log's size in check (groups, trim), print and check event schemas (schema), and run an application's
+listeners as a worker process (run)."""
 
 from __future__ import annotations
 
@@ -254,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than", type=float, default=0.0, metavar="SECONDS", help="keep what is younger (default: 0, keep none)"
     )
     s.set_defaults(fn=_trim)
+
+    from pubsubkit.cli_app import add_commands
+
+    add_commands(sub)
     return p
 
 

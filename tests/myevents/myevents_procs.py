@@ -32,10 +32,16 @@ def myevents_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "myevents"]
 
 
-class Proc:
-    """A ``myevents`` process with its output in files."""
+def pubsubkit_command() -> list[str]:
+    return [sys.executable, "-m", "pubsubkit"]
 
-    def __init__(self, tmp: Path, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+
+class Proc:
+    """A ``myevents`` process (or another ``command``'s) with its output in files."""
+
+    def __init__(
+        self, tmp: Path, name: str, *args: str, env: dict[str, str] | None = None, command: list[str] | None = None
+    ) -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("MYEVENTS_") and k not in ORIGINAL_VARIABLES}
         env = {**clean, **(env or {})}
         self.env = env
@@ -43,7 +49,7 @@ class Proc:
         self.err = tmp / f"{name}.err"
         with self.out.open("ab") as out, self.err.open("ab") as err:
             self.popen = subprocess.Popen(
-                [*myevents_command(), *args], stdout=out, stderr=err, env=env, start_new_session=True
+                [*(command or myevents_command()), *args], stdout=out, stderr=err, env=env, start_new_session=True
             )
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20, *, group: bool = False) -> int:

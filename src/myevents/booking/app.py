@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 
+import pubsubkit
 from myevents.booking.ledger import Ledger
 from myevents.booking.metrics import BookingMetrics
 from myevents.booking.openapi import document
@@ -26,7 +27,7 @@ from myevents.web import WebApp, auth
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
 
-__all__ = ["BookingDeps", "create_app", "create_service"]
+__all__ = ["BookingDeps", "create_app", "create_service", "projector_listener"]
 
 
 @attrs.frozen
@@ -46,18 +47,23 @@ def create_app(config: Config, deps: BookingDeps) -> WebApp:
     return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config), config.ui_origins)
 
 
-def create_service(config: Config, backends: Backends | None = None) -> Service:
-    """The app with its backends, its listener (group ``booking``), its outbox relay and a catch-up pass."""
-    backends = backends or open_backends(config.broker_url, config.store_url)
+def projector_listener(backends: Backends) -> tuple[Ledger, Projector, pubsubkit.Listener]:
+    """The booking copy's ledger, its projector, and the listener (group ``booking``) that feeds it."""
     ledger = Ledger(backends.store, BookingMetrics(backends.registry))
     projector = Projector(ledger)
     # A receive waits at most poll_interval before the loop checks for stop; running handlers get DRAIN_SECONDS.
     listener = backends.broker.listener(GROUP, store=backends.store, poll_interval=0.1, drain_timeout=DRAIN_SECONDS)
     projector.subscribe(listener)
-    workers: list[Worker] = [
-        TaskWorker(projector.catch_up, name="catch-up"),
-        ListenerWorker(listener),
-        RelayWorker(backends.broker.relay(backends.store)),
-    ]
+    return ledger, projector, listener
+
+
+def create_service(config: Config, backends: Backends | None = None) -> Service:
+    """The app with its backends, its listener (group ``booking``), its outbox relay and a catch-up pass; without
+    the listener when the projector runs as a process of its own (``MYEVENTS_PROJECTOR=apart``)."""
+    backends = backends or open_backends(config.broker_url, config.store_url)
+    ledger, projector, listener = projector_listener(backends)
+    workers: list[Worker] = [RelayWorker(backends.broker.relay(backends.store))]
+    if config.projector == "in-process":
+        workers[:0] = [TaskWorker(projector.catch_up, name="catch-up"), ListenerWorker(listener)]
     app = create_app(config, BookingDeps(backends, probes(backends, workers), ledger))
     return Service("booking", app, backends, workers)
