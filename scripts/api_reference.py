@@ -28,8 +28,9 @@ APPLICATION: list[tuple[str, str, list[str]]] = [
      ["open_broker", "open_store", "Broker", "get_plugin_manager"]),
     ("Event types", "Classes that are events, their wire names and schema versions, and the codec.",
      ["event", "upcaster", "WIRE_NAME", "UnknownEvent", "EventRegistry", "Codec"]),
-    ("Event contracts", "The JSON Schema of event types, and the check that a change keeps a published contract.",
-     ["json_schema", "event_schemas", "breaking_changes"]),
+    ("Event contracts", "The JSON Schema of event types, the check that a change keeps a published contract, and an"
+     " application's AsyncAPI document.",
+     ["json_schema", "event_schemas", "breaking_changes", "pubsubkit.asyncapi.document"]),
     ("Emitting", "Publishing events, and what travels on the wire.",
      ["Emitter", "AsyncEmitter", "Envelope", "Header", "new_id"]),
     ("Listening", "Consumer groups, handlers, retries and dead letters.",
@@ -102,7 +103,7 @@ def page() -> str:
     for title, intro, names in APPLICATION:
         out += [f"## {title}", "", intro, ""]
         for name in names:
-            out += entry(pubsubkit, name)
+            out += [f"::: {name}", ""] if "." in name else entry(pubsubkit, name)  # dotted: a module's own
     out += ["## Plugin API: `pubsubkit.plugin`", "", "Hooks, specs, backend interfaces and observers.", ""]
     for name in pubsubkit.plugin.__all__:
         out += entry(pubsubkit.plugin, name)
@@ -111,7 +112,7 @@ def page() -> str:
 
 def missing_from_sections() -> set[str]:
     """Names of ``pubsubkit.__all__`` in no section (or in two)."""
-    listed = [n for _, _, names in APPLICATION for n in names]
+    listed = [n for _, _, names in APPLICATION for n in names if "." not in n]
     return (set(pubsubkit.__all__) - set(listed)) | {n for n in listed if listed.count(n) > 1}
 
 

@@ -628,6 +628,11 @@ def _api_reference() -> Any:
     return _script("api_reference")
 
 
+def test_the_event_catalogue_is_what_its_script_writes() -> None:
+    written = (DOCS / "events.md").read_text(encoding="utf-8")
+    assert written == _script("event_catalogue").page(), "run: .venv/bin/python scripts/event_catalogue.py"
+
+
 def test_the_api_reference_is_what_its_script_writes() -> None:
     written = (DOCS / "api.md").read_text(encoding="utf-8")
     assert written == _api_reference().page(), "run: .venv/bin/python scripts/api_reference.py"

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 from prometheus_client import CollectorRegistry
@@ -74,6 +74,8 @@ class Deps:
 
     backends: Backends
     probes: Mapping[str, Callable[[], None]]
+    #: The service's AsyncAPI document (:mod:`myevents.asyncapi`), served at ``/asyncapi.json``.
+    asyncapi: Mapping[str, Any] = attrs.field(factory=dict, kw_only=True)
 
 
 class Worker(Protocol):

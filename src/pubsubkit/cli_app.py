@@ -1,4 +1,4 @@
-"""The ``pubsubkit`` commands that take an application's own code: ``schema`` and ``run``."""
+"""The ``pubsubkit`` commands that take an application's own code: ``schema``, ``asyncapi`` and ``run``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,26 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asyncapi(args: argparse.Namespace) -> int:
+    from pubsubkit.targets import load
+
+    obj: Any = load(args.target)
+    if callable(obj):
+        obj = obj()
+    if not isinstance(obj, dict) or "asyncapi" not in obj:
+        raise ConfigError(
+            f"{args.target} gave {type(obj).__name__}: give pubsubkit asyncapi a function returning the document of"
+            " pubsubkit.asyncapi.document(...), or that document"
+        )
+    text = json.dumps(obj, indent=2) + "\n"
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"wrote the AsyncAPI document to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     import logging
 
@@ -67,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``schema`` and ``run`` to the ``pubsubkit`` command's subparsers."""
+    """Add ``schema``, ``asyncapi`` and ``run`` to the ``pubsubkit`` command's subparsers."""
     s = sub.add_parser(
         "schema",
         help="print the JSON Schema of every event type a module registers, or check them against a published one",
@@ -80,6 +100,13 @@ def add_commands(sub: Any) -> None:
         "--check", metavar="FILE", help="exit 1, listing each break, when the classes break the contract in FILE"
     )
     s.set_defaults(fn=_schema)
+
+    s = sub.add_parser("asyncapi", help="print an application's AsyncAPI 3.0 document: MODULE:OBJECT")
+    s.add_argument(
+        "target", metavar="MODULE:OBJECT", help="a function returning pubsubkit.asyncapi.document(...), or the document"
+    )
+    s.add_argument("--out", metavar="FILE", help="write it to FILE instead of printing it")
+    s.set_defaults(fn=_asyncapi)
 
     s = sub.add_parser("run", help="run the listeners an application declares as a worker process: MODULE:OBJECT")
     s.add_argument(

@@ -42,16 +42,12 @@ _FIX = "publish a new version with an upcaster, or keep the field"
 
 def published_schemas(contract: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The event schemas of ``contract`` by event name: a mapping of name to schema, or an AsyncAPI document
-    (the payloads of its ``components.messages``, each with ``x-pubsubkit-event``)."""
+    (:mod:`pubsubkit.asyncapi`: the ``components.schemas`` marked ``x-pubsubkit-event``, the others being
+    the classes nested in them)."""
     if "asyncapi" in contract:
-        messages = contract.get("components", {}).get("messages", {})
-        out = {}
-        for message in messages.values():
-            payload = message.get("payload", {})
-            name = payload.get("x-pubsubkit-event") or message.get("name")
-            if name:
-                out[name] = payload
-        return out
+        schemas = contract.get("components", {}).get("schemas", {})
+        nested = {k: v for k, v in schemas.items() if "x-pubsubkit-event" not in v}
+        return {v["x-pubsubkit-event"]: {**v, "$defs": nested} for v in schemas.values() if "x-pubsubkit-event" in v}
     return {name: dict(schema) for name, schema in contract.items()}
 
 
@@ -137,7 +133,16 @@ def _resolved(schema: Any, defs: Any) -> dict[str, Any]:
 def _plain(schema: Any) -> Any:
     """``schema`` without the keys that do not change what a payload may be."""
     if isinstance(schema, Mapping):
-        return {k: _plain(v) for k, v in schema.items() if k not in _IGNORED}
+        out = {}
+        for k, v in schema.items():
+            if k in _IGNORED:
+                continue
+            if k == "items" and isinstance(v, list):  # draft 07's tuple form (an AsyncAPI document's)
+                k = "prefixItems"
+            if k == "$ref" and isinstance(v, str):  # #/$defs/X and #/components/schemas/X name one class
+                v = v.rsplit("/", 1)[-1]
+            out[k] = _plain(v)
+        return out
     if isinstance(schema, list):
         return [_plain(v) for v in schema]
     return schema

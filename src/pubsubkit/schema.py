@@ -93,7 +93,7 @@ def _description(cls: type[Any]) -> str:
     doc = cls.__doc__ or ""
     if not doc or doc.startswith(f"{cls.__name__}("):  # attrs' generated repr-like docstring
         return ""
-    return " ".join(doc.split())
+    return " ".join(doc.split()).replace("``", "`")  # reStructuredText's literals as Markdown's
 
 
 def _object(cls: type[Any], defs: dict[str, dict[str, Any]], where: str) -> dict[str, Any]:

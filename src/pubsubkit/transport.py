@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import abc
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ import attrs
 
 from pubsubkit.envelope import Envelope
 
-__all__ = ["BrokerCapabilities", "Consumer", "DeadLetter", "Delivery", "Transport"]
+__all__ = ["BrokerCapabilities", "Channel", "Consumer", "DeadLetter", "Delivery", "Transport"]
 
 
 @attrs.frozen
@@ -90,6 +90,26 @@ class DeadLetter:
     raw: bytes | None = None
     dead_at: datetime | None = None
     id: str | None = None
+
+
+@attrs.frozen
+class Channel:
+    """Where a broker carries the events of one name, as an AsyncAPI document describes it
+    (:meth:`Transport.channel`).
+
+    :ivar address: the channel's address at the broker (a topic, a routing key, a queue's name...).
+    :ivar bindings: the AsyncAPI channel bindings of the broker's protocol, e.g. ``{"kafka": {"topic": ...}}``.
+    :ivar headers: the headers the broker's wire format adds to every message, by name, with what each holds.
+    :ivar payload_in: where the message's body holds the event's payload, when the body wraps it
+        (``{"eventName": ..., "payload": {...}}``: ``"payload"``); ``None``: the body is the payload.
+    :ivar name_in: where such a wrapping body names the event (``"eventName"``).
+    """
+
+    address: str
+    bindings: Mapping[str, Any] = attrs.field(factory=dict)
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    payload_in: str | None = None
+    name_in: str | None = None
 
 
 class Consumer(abc.ABC):
@@ -162,6 +182,12 @@ class Transport(abc.ABC):
 
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~pubsubkit.errors.ConnectionLost` when the broker cannot be reached."""
+
+    def channel(self, name: str) -> Channel:
+        """Where the events called ``name`` travel, for an AsyncAPI document (:mod:`pubsubkit.asyncapi`); the
+        default is an address of the event's name without bindings. A backend whose convention differs (one
+        topic for every name, an exchange) says so here."""
+        return Channel(address=name)
 
     def dead_letters(self, group: str | None = None, limit: int = 100) -> list[DeadLetter]:
         """List stored dead letters (where ``capabilities.dead_letter_store``)."""

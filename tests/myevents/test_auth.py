@@ -167,7 +167,7 @@ def test_reads_of_events_and_locations_and_the_operations_routes_are_public(
         assert anonymous_events.simulate_get(path).status_code == 200, path
     assert anonymous_booking.simulate_get(f"/events/{event_id}").status_code == 200
     for client in (anonymous_events, anonymous_booking):
-        for path in ("/health", "/ready", "/metrics", "/openapi.json"):
+        for path in ("/health", "/ready", "/metrics", "/openapi.json", "/asyncapi.json"):
             assert client.simulate_get(path).status_code == 200, path
 
 

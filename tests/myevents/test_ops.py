@@ -145,7 +145,7 @@ PUBLIC = {
     },
     "booking": {("/events/{id}", "get")},
 }
-OPS = {("/health", "get"), ("/ready", "get"), ("/metrics", "get"), ("/openapi.json", "get")}
+OPS = {("/health", "get"), ("/ready", "get"), ("/metrics", "get"), ("/openapi.json", "get"), ("/asyncapi.json", "get")}
 
 
 def test_openapi_declares_the_bearer_scheme_and_the_401_and_403_of_protected_routes(service: Service) -> None:

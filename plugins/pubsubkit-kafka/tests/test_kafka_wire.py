@@ -250,3 +250,46 @@ def test_a_stopped_group_is_moved_back_to_the_start_or_a_time(broker: Broker, ki
             broker.transport.reset_group(group)
     finally:
         member.close()
+
+
+def test_the_asyncapi_document_names_the_topic_and_its_schema_accepts_a_record_from_it(
+    broker: Broker, kafka_bootstrap: str, topic: str, kit: EventKit
+) -> None:
+    """Every event on the one topic, as a Go-format value; the document validates against AsyncAPI 3.0.0 and
+    the message schema accepts the value of a record read back from the topic (headers included)."""
+    import json
+    from pathlib import Path
+
+    import jsonschema_rs
+
+    from pubsubkit.asyncapi import document
+
+    ping, pong = kit.event_type("ping"), kit.event_type("pong")
+    listener = broker.listener(kit.name("g"))
+    listener.add_handler(pong, lambda e, m: None)
+    doc = document("kafka app", broker=broker, emits=[ping], listeners=[listener], registry=kit.codec.registry)
+    spec = json.loads((Path(__file__).resolve().parents[3] / "tests/asyncapi/asyncapi-3.0.0.schema.json").read_text())
+    found = [e.message for e in jsonschema_rs.validator_for(spec).iter_errors(doc)]
+    assert found == []
+    assert list(doc["channels"]) == [topic]
+    assert doc["channels"][topic]["address"] == topic
+    assert doc["channels"][topic]["bindings"]["kafka"]["topic"] == topic
+    assert doc["servers"]["bus"] == {"host": kafka_bootstrap, "protocol": "kafka"}
+    assert sorted(doc["operations"]) == [f"{kit.name('g')}.{kit.name('pong')}.receive", f"{kit.name('ping')}.send"]
+
+    broker.emitter().emit(ping(n=1, note="n"), key="k", headers={"correlation-id": "c-1"})
+    raw = raw_consumer(kafka_bootstrap, topic)
+    try:
+        [record] = read(raw, 1)
+    finally:
+        raw.close()
+    message = doc["components"]["messages"][kit.name("ping")]
+    value = record.value()
+    assert isinstance(value, bytes)
+    schema = {**message["payload"], "components": doc["components"]}
+    jsonschema_rs.Draft7Validator(schema).validate(orjson.loads(value))
+    headers = {**message["headers"], "components": doc["components"]}
+    jsonschema_rs.Draft7Validator(headers).validate(headers_of(record))
+    assert set(headers_of(record)) <= set(message["headers"]["properties"])
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.Draft7Validator(schema).validate({"eventName": kit.name("ping"), "payload": {"n": "one"}})

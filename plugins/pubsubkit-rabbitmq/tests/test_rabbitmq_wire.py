@@ -171,3 +171,43 @@ def test_go_message_that_cannot_be_decoded_is_dead_lettered(
     assert letter.envelope.payload == b'{"n": "seven"}'
     assert letter.id is not None
     assert letter.id.startswith(f"{group}/")
+
+
+def test_the_asyncapi_document_has_a_routing_key_per_event_and_accepts_a_message_read_back(
+    amqp_url: str, broker: pubsubkit.Broker, kit: EventKit
+) -> None:
+    """A channel per event name, the routing key of the durable topic exchange; the document validates against
+    AsyncAPI 3.0.0, and the message schema accepts the body and headers of a message taken from the exchange."""
+    from pathlib import Path
+
+    import jsonschema_rs
+
+    from pubsubkit.asyncapi import document
+
+    ping = kit.event_type("created")
+    name = kit.name("created")
+    listener = broker.listener(kit.name("g"))
+    listener.add_handler(ping, lambda e, m: None)
+    doc = document("amqp app", broker=broker, emits=[ping], listeners=[listener], registry=kit.codec.registry)
+    spec = json.loads((Path(__file__).resolve().parents[3] / "tests/asyncapi/asyncapi-3.0.0.schema.json").read_text())
+    assert [e.message for e in jsonschema_rs.validator_for(spec).iter_errors(doc)] == []
+    channel = doc["channels"][name]
+    assert channel["address"] == name
+    assert channel["bindings"]["amqp"]["is"] == "routingKey"
+    assert channel["bindings"]["amqp"]["exchange"]["name"] == "events"
+    assert doc["servers"]["bus"]["protocol"] == "amqp"
+    assert sorted(doc["operations"]) == sorted([f"{kit.name('g')}.{name}.receive", f"{name}.send"])
+
+    queue = unique_name("doc_queue")
+    with raw_channel(amqp_url) as ch:
+        ch.exchange_declare("events", exchange_type="topic", durable=True)
+        ch.queue_declare(queue, exclusive=True)
+        ch.queue_bind(queue, "events", routing_key=name)
+        broker.emitter().emit(ping(n=3, key="a1", note="é"), key="a1", headers={"traceparent": "00-x"})
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+    assert method is not None, "the raw consumer got nothing"
+    message = doc["components"]["messages"][name]
+    payload = {**message["payload"], "components": doc["components"]}
+    jsonschema_rs.Draft7Validator(payload).validate(json.loads(body))
+    jsonschema_rs.Draft7Validator(message["headers"]).validate(props.headers)
+    assert set(props.headers) <= set(message["headers"]["properties"])

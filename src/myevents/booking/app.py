@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 import pubsubkit
+from myevents.asyncapi import document as asyncapi_document
 from myevents.booking.ledger import Ledger
 from myevents.booking.metrics import BookingMetrics
 from myevents.booking.openapi import document
@@ -27,7 +30,7 @@ from myevents.web import WebApp, auth
 from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
 
-__all__ = ["BookingDeps", "create_app", "create_service", "projector_listener"]
+__all__ = ["BookingDeps", "asyncapi", "create_app", "create_service", "projector_listener"]
 
 
 @attrs.frozen
@@ -42,7 +45,7 @@ def create_app(config: Config, deps: BookingDeps) -> WebApp:
         "/events/{id}/bookings": EventBookingsResource(ledger),
         "/users/{id}/bookings": UserBookingsResource(ledger),
         "/bookings/{id}": BookingResource(ledger),
-        **ops_routes(deps.probes, deps.backends.registry, document()),
+        **ops_routes(deps.probes, deps.backends.registry, document(), deps.asyncapi),
     }
     return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config), config.ui_origins)
 
@@ -65,5 +68,17 @@ def create_service(config: Config, backends: Backends | None = None) -> Service:
     workers: list[Worker] = [RelayWorker(backends.broker.relay(backends.store))]
     if config.projector == "in-process":
         workers[:0] = [TaskWorker(projector.catch_up, name="catch-up"), ListenerWorker(listener)]
-    app = create_app(config, BookingDeps(backends, probes(backends, workers), ledger))
+    asyncapi = asyncapi_document("booking", backends.broker, [listener])
+    app = create_app(config, BookingDeps(backends, probes(backends, workers), ledger, asyncapi=asyncapi))
     return Service("booking", app, backends, workers)
+
+
+def asyncapi() -> dict[str, Any]:
+    """The service's AsyncAPI document with channels named as on the embedded broker, without starting it
+    (``pubsubkit asyncapi myevents.booking.app:asyncapi``)."""
+    backends = open_backends(f"memory://asyncapi-{pubsubkit.new_id()}", f"memory://asyncapi-{pubsubkit.new_id()}")
+    try:
+        _, _, listener = projector_listener(backends)
+        return asyncapi_document("booking", backends.broker, [listener])
+    finally:
+        backends.close()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pubsubkit
+from myevents.asyncapi import document as asyncapi_document
 from myevents.config import Config
 from myevents.events.catalog import Catalog
 from myevents.events.openapi import document
@@ -18,7 +22,7 @@ from myevents.web.app import new_app
 from myevents.web.ops import ops_routes
 from myevents.web.ui import ui_routes
 
-__all__ = ["create_app", "create_service"]
+__all__ = ["asyncapi", "create_app", "create_service"]
 
 
 def create_app(config: Config, deps: Deps) -> WebApp:
@@ -29,7 +33,7 @@ def create_app(config: Config, deps: Deps) -> WebApp:
         "/events/{id}/{search}": EventSearchResource(catalog),
         "/locations": LocationsResource(catalog),
         "/locations/{id}": LocationResource(catalog),
-        **ops_routes(deps.probes, deps.backends.registry, document()),
+        **ops_routes(deps.probes, deps.backends.registry, document(), deps.asyncapi),
         **ui_routes(config.booking_url),
     }
     return new_app(deps.backends.registry, config.max_body_bytes, routes, auth.settings(config))
@@ -39,5 +43,13 @@ def create_service(config: Config, backends: Backends | None = None) -> Service:
     """The app with its backends and its outbox relay (started by ``Service.start``)."""
     backends = backends or open_backends(config.broker_url, config.store_url)
     workers: list[Worker] = [RelayWorker(backends.broker.relay(backends.store))]
-    app = create_app(config, Deps(backends, probes(backends, workers)))
+    asyncapi = asyncapi_document("events", backends.broker)
+    app = create_app(config, Deps(backends, probes(backends, workers), asyncapi=asyncapi))
     return Service("events", app, backends, workers)
+
+
+def asyncapi() -> dict[str, Any]:
+    """The service's AsyncAPI document with channels named as on the embedded broker
+    (``pubsubkit asyncapi myevents.events.app:asyncapi``)."""
+    with pubsubkit.open_broker(f"memory://asyncapi-{pubsubkit.new_id()}") as broker:
+        return asyncapi_document("events", broker)

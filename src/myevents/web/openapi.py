@@ -143,6 +143,12 @@ _OPS_PATHS: Schema = {
     "/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": json_response("OpenAPI 3.1", {"type": "object"})}}
     },
+    "/asyncapi.json": {
+        "get": {
+            "summary": "The AsyncAPI 3.0 document of the events this service emits and hears",
+            "responses": {"200": json_response("AsyncAPI 3.0", {"type": "object"})},
+        }
+    },
 }
 
 _READINESS: Schema = {

@@ -1,4 +1,5 @@
-"""Operations routes every service has: ``/health``, ``/ready``, ``/metrics`` and ``/openapi.json``."""
+"""Operations routes every service has: ``/health``, ``/ready``, ``/metrics``, ``/openapi.json`` and
+``/asyncapi.json``."""
 
 from __future__ import annotations
 
@@ -58,6 +59,8 @@ class Metrics:
 
 
 class OpenAPI:
+    """Serves a JSON document (the OpenAPI one, and the AsyncAPI one)."""
+
     def __init__(self, document: Mapping[str, Any]) -> None:
         self.document = document
 
@@ -66,11 +69,18 @@ class OpenAPI:
 
 
 def ops_routes(
-    probes: Mapping[str, Probe], registry: CollectorRegistry, document: Mapping[str, Any]
+    probes: Mapping[str, Probe],
+    registry: CollectorRegistry,
+    document: Mapping[str, Any],
+    asyncapi: Mapping[str, Any] | None = None,
 ) -> dict[str, object]:
-    return {
+    """The operations routes: health, readiness, metrics, and the OpenAPI and AsyncAPI documents."""
+    routes: dict[str, object] = {
         "/health": Health(),
         "/ready": Ready(probes),
         "/metrics": Metrics(registry),
         "/openapi.json": OpenAPI(document),
     }
+    if asyncapi:
+        routes["/asyncapi.json"] = OpenAPI(asyncapi)
+    return routes

@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from pubsubkit.store import Store as Store
     from pubsubkit.store import StoreCapabilities as StoreCapabilities
     from pubsubkit.transport import BrokerCapabilities as BrokerCapabilities
+    from pubsubkit.transport import Channel as Channel
     from pubsubkit.transport import Consumer as Consumer
     from pubsubkit.transport import DeadLetter as DeadLetter
     from pubsubkit.transport import Delivery as Delivery
@@ -95,6 +96,7 @@ _LAZY: dict[str, str] = {
     "Store": "pubsubkit.store",
     "StoreCapabilities": "pubsubkit.store",
     "BrokerCapabilities": "pubsubkit.transport",
+    "Channel": "pubsubkit.transport",
     "Consumer": "pubsubkit.transport",
     "DeadLetter": "pubsubkit.transport",
     "Delivery": "pubsubkit.transport",

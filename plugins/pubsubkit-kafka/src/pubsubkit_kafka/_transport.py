@@ -18,10 +18,10 @@ from confluent_kafka.cimpl import NewTopic
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost, PublishError
 from pubsubkit.plugin import redact
-from pubsubkit.transport import Consumer, DeadLetter, Transport
+from pubsubkit.transport import Channel, Consumer, DeadLetter, Transport
 from pubsubkit_kafka._letters import find, offsets_since, read_letters, replay_marker
 from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
-from pubsubkit_kafka._wire import Record, encode_value, message_headers
+from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, Record, encode_value, message_headers
 
 __all__ = ["CAPABILITIES", "KafkaTransport"]
 
@@ -313,6 +313,18 @@ class KafkaTransport(Transport):
                 raise ConfigError(f"kafka group {group} has members: stop its listeners, then remove it") from None
             raise ConnectionLost(f"kafka: removing group {group}: {error}") from exc
         return True
+
+    def channel(self, name: str) -> Channel:
+        """Every event on the one topic, its value ``{"eventName": name, "payload": {...}}`` (the Go format)."""
+        return Channel(
+            address=self.topic,
+            bindings={
+                "kafka": {"topic": self.topic, "partitions": self.settings.partitions, "bindingVersion": "0.5.0"}
+            },
+            headers={ID_HEADER: "the message's id", TIME_HEADER: "when the event occurred (ISO 8601)"},
+            payload_in="payload",
+            name_in="eventName",
+        )
 
     def ping(self) -> None:
         try:

@@ -16,7 +16,7 @@ import pika.exceptions
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound
 from pubsubkit.plugin import redact
-from pubsubkit.transport import Consumer, DeadLetter, Transport
+from pubsubkit.transport import Channel, Consumer, DeadLetter, Transport
 from pubsubkit_rabbitmq import _archive, _options, _wire
 from pubsubkit_rabbitmq._consumer import RabbitConsumer
 from pubsubkit_rabbitmq._errors import DRIVER_ERRORS, connect, translate
@@ -63,6 +63,19 @@ class RabbitTransport(Transport):
         with self._lock:
             self._groups.add(group)
         return RabbitConsumer(self.settings, self.publisher, group, names, history=history)
+
+    def channel(self, name: str) -> Channel:
+        """The event's name as the routing key of the durable topic exchange; the body is the payload."""
+        exchange = {"name": self.settings.exchange, "type": "topic", "durable": True, "autoDelete": False}
+        return Channel(
+            address=name,
+            bindings={"amqp": {"is": "routingKey", "exchange": exchange, "bindingVersion": "0.3.0"}},
+            headers={
+                _wire.EVENT_NAME: "the event's name",
+                _wire.KEY: "the ordering key",
+                _wire.OCCURRED_AT: "when the event occurred (ISO 8601)",
+            },
+        )
 
     def ping(self) -> None:
         self._check_open()
