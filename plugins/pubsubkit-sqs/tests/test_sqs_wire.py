@@ -303,3 +303,47 @@ def test_identical_go_messages_each_have_their_effect(url: str, sqs_client: Any)
             listener.close()
     store.close()
     assert effects.count == 2
+
+
+def test_the_asyncapi_document_names_the_topic_and_accepts_a_message_read_back(
+    url: str, transport: SqsTransport, sqs_client: Any
+) -> None:
+    """Every event on the prefix's SNS topic; the document validates against AsyncAPI 3.0.0, and the message
+    schema accepts a body read from a group's queue, whose attributes are among the message's headers."""
+    import json
+    from pathlib import Path
+
+    import jsonschema_rs
+
+    from pubsubkit.asyncapi import document
+
+    reg = pubsubkit.EventRegistry()
+    reg.register(EventCreated, "eventCreated")
+    broker = pubsubkit.Broker(transport, pubsubkit.Codec(reg), None)
+    listener = broker.listener("raw")
+    listener.add_handler(EventCreated, lambda e, m: None)
+    doc = document("sqs app", broker=broker, emits=[EventCreated], listeners=[listener], registry=reg)
+    spec = json.loads((Path(__file__).resolve().parents[3] / "tests/asyncapi/asyncapi-3.0.0.schema.json").read_text())
+    assert [e.message for e in jsonschema_rs.validator_for(spec).iter_errors(doc)] == []
+    [channel] = doc["channels"].values()
+    assert channel["address"] == transport.options.topic_name
+    assert sorted(doc["operations"]) == ["eventCreated.send", "raw.eventCreated.receive"]
+
+    transport.consumer("raw", None).close()  # the group's queue, subscribed to the topic
+    broker.emitter().emit(EventCreated("e3", "Folk"), key="e3")
+    queue = transport.aws.group("raw").url
+    messages: list[dict[str, Any]] = []
+    wait_until(
+        lambda: (
+            messages.extend(
+                sqs_client.receive_message(QueueUrl=queue, MessageAttributeNames=["All"], WaitTimeSeconds=1).get(
+                    "Messages", []
+                )
+            )
+            or messages
+        )
+    )
+    message = doc["components"]["messages"]["eventCreated"]
+    schema = {**message["payload"], "components": doc["components"]}
+    jsonschema_rs.Draft7Validator(schema).validate(orjson.loads(messages[0]["Body"]))
+    assert set(messages[0]["MessageAttributes"]) <= set(message["headers"]["properties"])

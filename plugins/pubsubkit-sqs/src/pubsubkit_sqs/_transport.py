@@ -11,7 +11,7 @@ from typing import Any
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed, NotFound, PublishError
 from pubsubkit.retry import Backoff, Retrier
-from pubsubkit.transport import Consumer, DeadLetter, Transport
+from pubsubkit.transport import Channel, Consumer, DeadLetter, Transport
 from pubsubkit_sqs import _wire
 from pubsubkit_sqs._aws import Aws
 from pubsubkit_sqs._errors import DRIVER_ERRORS, is_missing, refused, translate
@@ -151,6 +151,23 @@ class SqsTransport(Transport):
         return [(e["Id"], reasons.get(e["Id"], "failed"), False) for e in pending]
 
     # --- consuming -----------------------------------------------------------------------------------
+
+    def channel(self, name: str) -> Channel:
+        """Every event on the prefix's SNS topic (a queue per group subscribed to it); the body is the payload and
+        message attributes carry the rest."""
+        w = _wire
+        return Channel(
+            address=self.options.topic_name,
+            bindings={"sns": {"name": self.options.topic_name, "bindingVersion": "0.1.0"}},
+            headers={
+                w.ATTR_EVENT_NAME: "message attribute: the event's name",
+                w.ATTR_ID: "message attribute: the message's id",
+                w.ATTR_TIME: "message attribute: when the event occurred (ISO 8601)",
+                w.ATTR_KEY: "message attribute: the ordering key",
+                w.ATTR_CORRELATION: "message attribute: the correlation id",
+                w.ATTR_HEADERS: "message attribute: the envelope's other headers, as JSON",
+            },
+        )
 
     def consumer(self, group: str, names: Collection[str] | None, *, history: bool = True) -> Consumer:
         from pubsubkit_sqs._consumer import SqsConsumer
