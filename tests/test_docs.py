@@ -273,6 +273,7 @@ def exported_metrics() -> dict[str, set[str]]:
     )
     plugin.pubsubkit_dead_lettered(letter=letter)
     plugin.pubsubkit_outbox_relayed(count=1, pending=2, url="memory://")
+    plugin.pubsubkit_consumer_lag(group="g", lag={"0": 3}, url="memory://")
     out = {}
     for family in registry.collect():
         name = family.name + "_total" if family.type == "counter" else family.name
@@ -390,6 +391,9 @@ def test_hook_examples_are_a_working_plugin(workdir: Path, caplog: pytest.LogCap
         listener.start()
         assert done.wait(10)
         listener.close()
+        # The loopback example cannot tell a group's lag (Transport.lag is None): the hook is called as a
+        # listener's lag thread calls it.
+        pm.hook.pubsubkit_consumer_lag(group="checker", lag={"log": 0}, url="loopback://docs-hooks")
         assert [letter.reason for letter in broker.transport.dead_letters("checker")] == ["failed"]
         # the middleware: every publish (emitter and relay) stamped, every handler call timed and its replies marked
         assert headers

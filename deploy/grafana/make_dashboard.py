@@ -60,6 +60,7 @@ PANELS: list[tuple[str, str, str]] = [
     ("In flight by group", 'sum by (group) (pubsubkit_in_flight{job=~"$service"})', "short"),
     ("Outbox relayed/s", 'sum(rate(pubsubkit_outbox_relayed_total{job=~"$service"}[1m]))', "short"),
     ("Outbox pending", 'max(pubsubkit_outbox_pending{job=~"$service"})', "short"),
+    ("Consumer lag by group", 'max by (group) (pubsubkit_consumer_lag{job=~"$service"})', "short"),
 ]
 
 

@@ -111,6 +111,9 @@ class Config:
     #: Where the booking projector runs: ``in-process`` (a listener in the booking service) or ``apart`` (its own
     #: process, ``pubsubkit run myevents.booking.worker:projector``; the service then only serves requests).
     projector: str = "in-process"
+    #: ``/ready`` of the booking service answers 503 while more events than this wait for its consumer group
+    #: (``MYEVENTS_READY_MAX_LAG``; ``None``: the lag never makes it unready).
+    ready_max_lag: int | None = None
     #: Where the web front end's pages send booking requests (the event service hands it to them).
     booking_url: str = "http://localhost:8282"
     #: The origins the booking service answers CORS requests from: those serving the web front end.
@@ -288,6 +291,9 @@ def load(
     projector = env.get("MYEVENTS_PROJECTOR", "in-process")
     if projector not in PROJECTOR_PLACES:
         raise ConfigError(f"MYEVENTS_PROJECTOR: {projector!r} is not one of {', '.join(PROJECTOR_PLACES)}")
+    max_lag = env.get("MYEVENTS_READY_MAX_LAG")
+    if max_lag is not None and not (max_lag.isdigit() and int(max_lag) >= 0):
+        raise ConfigError(f"MYEVENTS_READY_MAX_LAG must be a number of events, e.g. 1000, not {max_lag!r}")
     level = env.get("MYEVENTS_LOG_LEVEL", "info").lower()
     if level not in LOG_LEVELS:
         raise ConfigError(f"MYEVENTS_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -303,6 +309,7 @@ def load(
         log_level=level,
         shutdown_delay=delay,
         projector=projector,
+        ready_max_lag=int(max_lag) if max_lag is not None else None,
         **_ui(env, booking_url, ui_origins),
         **_tokens(file, env),
     )

@@ -20,6 +20,7 @@ from pubsubkit.urls import redact
 
 if TYPE_CHECKING:
     from pubsubkit.aio import AsyncEmitter
+    from pubsubkit.lag import LagMonitor
 
 __all__ = ["Broker", "open_broker", "open_store"]
 
@@ -85,6 +86,7 @@ class Broker:
         poll_interval: float = 0.5,
         batch_size: int = 100,
         history: bool = True,
+        lag_interval: float = 15.0,
     ) -> Listener:
         """A :class:`~pubsubkit.listener.Listener` of consumer ``group`` on this broker.
 
@@ -97,6 +99,8 @@ class Broker:
         :param batch_size: messages asked of the broker in one receive, at most.
         :param history: a group that joins for the first time receives the messages the broker kept from before
             (on brokers with the ``replay`` capability); False: only those published from its first join on.
+        :param lag_interval: seconds between two readings of the group's lag while the listener runs (the gauge
+            ``pubsubkit_consumer_lag``); 0: none.
         """
         return Listener(
             self.transport,
@@ -111,6 +115,7 @@ class Broker:
             poll_interval=poll_interval,
             batch_size=batch_size,
             history=history,
+            lag_interval=lag_interval,
         )
 
     def relay(
@@ -125,6 +130,13 @@ class Broker:
         return OutboxRelay(
             store, self.emitter(), Observers(self.pm), batch_size=batch_size, poll_interval=poll_interval, lease=lease
         )
+
+    def lag_monitor(self, *groups: str, interval: float = 15.0) -> LagMonitor:
+        """A :class:`~pubsubkit.lag.LagMonitor` of ``groups`` on this broker: ``start()`` it to report their lag
+        (the gauge ``pubsubkit_consumer_lag``) every ``interval`` seconds, or ``poll()`` it once."""
+        from pubsubkit.lag import LagMonitor
+
+        return LagMonitor(self.transport, groups, Observers(self.pm), interval)
 
     def ping(self) -> None:
         """Raise :class:`~pubsubkit.errors.ConnectionLost` when the broker cannot be reached."""

@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
@@ -35,6 +35,9 @@ from pubsubkit.plugin.observers import NO_OBSERVERS, Observers, Outcome
 from pubsubkit.retry import Backoff, Retrier, RetryPolicy, retry_call
 from pubsubkit.store import Store
 from pubsubkit.transport import Consumer, Delivery, Transport
+
+if TYPE_CHECKING:
+    from pubsubkit.lag import LagMonitor
 
 __all__ = ["Handler", "Listener", "Message"]
 
@@ -100,6 +103,8 @@ class Listener:
     :param drain_timeout: on stop, how long in-flight handlers may take before their messages are released.
     :param history: a group that joins for the first time receives what the broker kept from before (brokers with
         the ``replay`` capability); False: only what is published from its first join on.
+    :param lag_interval: seconds between two readings of the group's lag while it runs (the gauge
+        ``pubsubkit_consumer_lag``, :attr:`lag`); 0: none.
     """
 
     def __init__(
@@ -117,6 +122,7 @@ class Listener:
         poll_interval: float = 0.5,
         batch_size: int = 100,
         history: bool = True,
+        lag_interval: float = 15.0,
     ) -> None:
         _check_arguments(group, store, retry, max_in_flight, concurrency, drain_timeout, poll_interval, batch_size)
         self.transport = transport
@@ -132,6 +138,9 @@ class Listener:
         if not isinstance(history, bool):
             raise ConfigError(f"listener {group}: history={history!r}: give True (the default) or False")
         self.history = history
+        seconds("listener", "lag_interval", lag_interval)
+        self.lag_interval = lag_interval
+        self._lag: LagMonitor | None = None
         self._table = HandlerTable(codec.registry, f"pubsubkit-async-{group}")
         self._observers = observers
         self._stop = threading.Event()
@@ -224,9 +233,15 @@ class Listener:
         try:
             consumer = self._open(self._table.subscription)
             self._ready.set()
+            if self.lag_interval > 0:
+                from pubsubkit.lag import LagMonitor
+
+                self._lag = LagMonitor(self.transport, [self.group], self._observers, self.lag_interval).start()
             try:
                 self._loop(consumer)
             finally:
+                if self._lag is not None:
+                    self._lag.stop()
                 consumer.close()
                 self._table.runner.close()
         finally:
@@ -269,6 +284,12 @@ class Listener:
             if self._closed.is_set() or (deadline is not None and time.monotonic() > deadline):
                 return False
         return True
+
+    @property
+    def lag(self) -> int | None:
+        """Messages waiting for the group at the last reading (every ``lag_interval`` seconds while it runs);
+        ``None`` before the first, when the broker cannot tell, or with ``lag_interval=0``."""
+        return None if self._lag is None else self._lag.latest(self.group)
 
     @property
     def started(self) -> bool:

@@ -1,14 +1,15 @@
 """Prometheus metrics, as a built-in plugin on the observation hooks.
 
 Never starts a server: applications expose the registry (``prometheus_client.make_wsgi_app(registry)``).
-Labels are low-cardinality only: consumer group, event name, outcome, reason.
+Labels are low-cardinality only: consumer group, event name, outcome, reason, and the partition or queue of
+the consumer lag.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -30,6 +31,7 @@ METRIC_NAMES = (
     "pubsubkit_in_flight",
     "pubsubkit_outbox_relayed_total",
     "pubsubkit_outbox_pending",
+    "pubsubkit_consumer_lag",
 )
 
 _FINAL = frozenset({"ok", "failed", "duplicate", "skipped", "released"})
@@ -82,6 +84,12 @@ class MetricsPlugin:
         self.relayed = Counter("pubsubkit_outbox_relayed", "Outbox entries published by the relay.", registry=reg)
         self.pending = Gauge(
             "pubsubkit_outbox_pending", "Outbox entries seen waiting by the relay's last read.", registry=reg
+        )
+        self.lag = Gauge(
+            "pubsubkit_consumer_lag",
+            "Messages waiting for a consumer group, by partition or queue, as the broker tells.",
+            ["group", "partition"],
+            registry=reg,
         )
         # The labelled children met so far: ``labels()`` checks and locks on every call, and the listener reports
         # every message.
@@ -139,3 +147,8 @@ class MetricsPlugin:
     def pubsubkit_outbox_relayed(self, count: int, pending: int, url: str) -> None:
         self.relayed.inc(count)
         self.pending.set(max(0, pending - count))
+
+    @hookimpl
+    def pubsubkit_consumer_lag(self, group: str, lag: Mapping[str, int], url: str) -> None:
+        for partition, waiting in lag.items():
+            self.lag.labels(group, partition).set(waiting)

@@ -183,6 +183,12 @@ class Transport(abc.ABC):
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~pubsubkit.errors.ConnectionLost` when the broker cannot be reached."""
 
+    def lag(self, group: str) -> Mapping[str, int] | None:
+        """How many messages wait for ``group``, by partition or queue, as the broker can tell without taking
+        any (offsets, queue depths); ``None`` when it cannot. Called every ``lag_interval`` seconds by a running
+        listener, never per message."""
+        return None
+
     def channel(self, name: str) -> Channel:
         """Where the events called ``name`` travel, for an AsyncAPI document (:mod:`pubsubkit.asyncapi`); the
         default is an address of the event's name without bindings. A backend whose convention differs (one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -60,6 +61,17 @@ def projector_listener(backends: Backends) -> tuple[Ledger, Projector, pubsubkit
     return ledger, projector, listener
 
 
+def lag_probe(listener: pubsubkit.Listener, bound: int) -> Callable[[], None]:
+    """A readiness probe failing while more than ``bound`` events wait for the listener's group."""
+
+    def lag() -> None:
+        waiting = listener.lag
+        if waiting is not None and waiting > bound:
+            raise RuntimeError(f"{waiting} events wait for group {listener.group} (MYEVENTS_READY_MAX_LAG={bound})")
+
+    return lag
+
+
 def create_service(config: Config, backends: Backends | None = None) -> Service:
     """The app with its backends, its listener (group ``booking``), its outbox relay and a catch-up pass; without
     the listener when the projector runs as a process of its own (``MYEVENTS_PROJECTOR=apart``)."""
@@ -69,7 +81,10 @@ def create_service(config: Config, backends: Backends | None = None) -> Service:
     if config.projector == "in-process":
         workers[:0] = [TaskWorker(projector.catch_up, name="catch-up"), ListenerWorker(listener)]
     asyncapi = asyncapi_document("booking", backends.broker, [listener])
-    app = create_app(config, BookingDeps(backends, probes(backends, workers), ledger, asyncapi=asyncapi))
+    checks = probes(backends, workers)
+    if config.ready_max_lag is not None and config.projector == "in-process":
+        checks["lag"] = lag_probe(listener, config.ready_max_lag)
+    app = create_app(config, BookingDeps(backends, checks, ledger, asyncapi=asyncapi))
     return Service("booking", app, backends, workers)
 
 

@@ -138,6 +138,10 @@ class MemoryTransport(Transport):
             self.hub.cond.notify_all()
             return len(self.hub.log) - first
 
+    def lag(self, group: str) -> dict[str, int]:
+        """The group's :meth:`backlog`, as ``{"log": n}``."""
+        return {"log": self.backlog(group)}
+
     def backlog(self, group: str) -> int:
         """Messages published so far that ``group`` has not settled (acknowledged or dead-lettered) yet: the
         whole log for a group no member has joined."""

@@ -14,7 +14,7 @@ Three kinds of hooks:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -179,4 +179,16 @@ def pubsubkit_outbox_relayed(count: int, pending: int, url: str) -> None:
     :param count: how many entries were published and marked sent.
     :param pending: how many entries were still waiting when the batch was read.
     :param url: the store URL, with any password removed.
+    """
+
+
+@hookspec
+def pubsubkit_consumer_lag(group: str, lag: Mapping[str, int], url: str) -> None:
+    """Called every ``lag_interval`` seconds per running listener (and per poll of a
+    :class:`~pubsubkit.lag.LagMonitor`), with how many messages wait for the group, as the broker can tell.
+
+    :param group: the consumer group.
+    :param lag: messages waiting, by partition or queue (``{"0": 12, "1": 0}`` on Kafka, ``{queue: n}`` on
+        RabbitMQ and SQS, ``{"log": n}`` on SQLite and memory).
+    :param url: the broker URL, with any password removed.
     """

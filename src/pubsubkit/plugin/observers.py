@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pubsubkit.coroutines import not_awaited
@@ -89,6 +89,7 @@ class Observers:
         self._handled = get("pubsubkit_handled")
         self._dead = get("pubsubkit_dead_lettered")
         self._relayed = get("pubsubkit_outbox_relayed")
+        self._lag = get("pubsubkit_consumer_lag")
         self._handler_mw = get("pubsubkit_handler_middleware")
         self._publish_mw = get("pubsubkit_publish_middleware")
 
@@ -136,6 +137,11 @@ class Observers:
         """Call ``pubsubkit_outbox_relayed`` of the plugins that implement it."""
         if self._relayed is not None:
             self._relayed(count=count, pending=pending, url=url)
+
+    def consumer_lag(self, group: str, lag: Mapping[str, int], url: str) -> None:
+        """Call ``pubsubkit_consumer_lag`` of the plugins that implement it."""
+        if self._lag is not None:
+            self._lag(group=group, lag=lag, url=url)
 
     @property
     def wants_relayed(self) -> bool:

@@ -23,6 +23,7 @@ pytest.register_assert_rewrite(
     "pubsubkit.testing._dead_letters",
     "pubsubkit.testing._delivery",
     "pubsubkit.testing._failures",
+    "pubsubkit.testing._lag",
     "pubsubkit.testing._lifecycle",
     "pubsubkit.testing._middleware",
     "pubsubkit.testing.repository",

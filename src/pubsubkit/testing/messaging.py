@@ -18,6 +18,7 @@ from pubsubkit.testing._async import AsyncHandlerCases
 from pubsubkit.testing._dead_letters import DeadLetterCommandCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
+from pubsubkit.testing._lag import LagCases
 from pubsubkit.testing._lifecycle import LifecycleCases
 from pubsubkit.testing._middleware import MiddlewareCases
 from pubsubkit.testing._replay import ReplayCases
@@ -33,6 +34,7 @@ class MessagingSuite(
     ArgumentCases,
     DeadLetterCommandCases,
     ReplayCases,
+    LagCases,
     AsyncHandlerCases,
 ):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""

@@ -77,6 +77,7 @@ class KafkaTransport(Transport):
         self._fatal = False
         self._closed = False
         self._clients = itertools.count(1)
+        self._lag_readers: dict[str, Any] = {}  # group -> a consumer that reads its offsets, never joining
 
     # --- clients -----------------------------------------------------------------------------------------
 
@@ -295,6 +296,34 @@ class KafkaTransport(Transport):
             raise ConnectionLost(f"kafka: moving group {group} back: {first}")
         return count
 
+    def lag(self, group: str) -> dict[str, int] | None:
+        """Per partition, the records after ``group``'s committed offset (after the partition's first kept
+        record when it has none), by partition number. Read by a consumer of the group that never joins it."""
+        from confluent_kafka import Consumer as RawConsumer
+        from confluent_kafka import TopicPartition
+
+        if self._closed:
+            raise Closed(f"{self.url} is closed")
+        with self._lock:
+            reader = self._lag_readers.get(group)
+            if reader is None:
+                config = self.settings.consumer_config(group, self.client_id(f"{group}-lag"))
+                reader = self._lag_readers[group] = RawConsumer(config)
+        try:
+            topic = reader.list_topics(self.topic, timeout=10).topics.get(self.topic)
+            if topic is None or topic.error is not None:
+                return None
+            partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
+            out = {}
+            for tp in reader.committed(partitions, timeout=10):
+                low, high = reader.get_watermark_offsets(
+                    TopicPartition(self.topic, tp.partition), timeout=10, cached=False
+                )
+                out[str(tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else low))
+            return out
+        except KafkaException as exc:
+            raise ConnectionLost(f"kafka: reading the lag of group {group}: {exc}") from exc
+
     def forget_group(self, group: str) -> bool:
         """Delete consumer group ``group`` and its committed offsets (Kafka allows it only while the group has no
         member: ConfigError otherwise). Returns whether it existed."""
@@ -339,6 +368,10 @@ class KafkaTransport(Transport):
             self._closed = True
             producer, self._producer = self._producer, None
             self._admin = None
+            readers, self._lag_readers = list(self._lag_readers.values()), {}
+        for reader in readers:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                reader.close()
         if producer is not None:
             with contextlib.suppress(KafkaException):
                 producer.flush(5)

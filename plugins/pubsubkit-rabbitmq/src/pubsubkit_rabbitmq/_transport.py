@@ -100,6 +100,22 @@ class RabbitTransport(Transport):
                 if conn.is_open:
                     conn.close()
 
+    def lag(self, group: str) -> dict[str, int] | None:
+        """The messages ready in ``group``'s queue (not those its members hold), as ``{queue: n}``; ``None``
+        while the queue does not exist (no member has joined yet)."""
+        queue = self.settings.queue(group)
+
+        def depth(conn: Any) -> dict[str, int] | None:
+            try:
+                ok = conn.channel().queue_declare(queue, passive=True)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == 404:
+                    return None
+                raise
+            return {queue: int(ok.method.message_count)}
+
+        return self._on_connection(depth, "reading the lag")
+
     def reset_group(self, group: str, since: datetime | None = None) -> int:
         """Make stopped ``group`` read the archive again from its first message (``since`` None) or the first
         that occurred at or after ``since``, then its queue (whose messages are all in the archive, so it is

@@ -152,6 +152,20 @@ class SqsTransport(Transport):
 
     # --- consuming -----------------------------------------------------------------------------------
 
+    def lag(self, group: str) -> dict[str, int] | None:
+        """The approximate number of messages visible in ``group``'s queue, as ``{queue: n}`` (SQS counts them
+        approximately; the messages its members hold are not among them); ``None`` while the queue does not
+        exist."""
+        name = self.options.queue_name(group)
+        try:
+            url = self.aws.sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            got = self.aws.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        except DRIVER_ERRORS as exc:
+            if is_missing(exc):
+                return None
+            raise translate(exc, f"reading the lag of group {group}") from exc
+        return {name: int(got["Attributes"]["ApproximateNumberOfMessages"])}
+
     def channel(self, name: str) -> Channel:
         """Every event on the prefix's SNS topic (a queue per group subscribed to it); the body is the payload and
         message attributes carry the rest."""

@@ -139,6 +139,18 @@ class SqliteTransport(Transport):
             self.waker.notify_all()
         return int(count)
 
+    def lag(self, group: str) -> dict[str, int] | None:
+        """The messages ``group`` has not settled yet, as ``{"log": n}``; ``None`` for a group that never joined."""
+        row = self.db.read(
+            lambda c: c.execute(
+                "SELECT (SELECT COUNT(*) FROM pk_messages m WHERE m.seq > g.committed)"
+                " - (SELECT COUNT(*) FROM pk_claims k WHERE k.grp = g.grp AND k.done = 1) FROM pk_groups g"
+                " WHERE g.grp = ?",
+                (group,),
+            ).fetchone()
+        )
+        return None if row is None else {"log": int(row[0])}
+
     def groups(self) -> dict[str, int]:
         """Every consumer group that joined, and how many messages it has not settled yet."""
         rows = self.db.read(
