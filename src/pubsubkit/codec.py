@@ -18,7 +18,7 @@ from cattrs import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
-from pubsubkit.envelope import Envelope, Header, new_id, utcnow
+from pubsubkit.envelope import Envelope, Header, _stamps, new_id, utcnow
 from pubsubkit.errors import DecodeError
 from pubsubkit.events import WIRE_NAME, EventRegistry, UnknownEvent, registry
 
@@ -90,12 +90,17 @@ class Codec:
         """Wrap ``event`` in a new envelope with a fresh id, the current time and the schema version header.
 
         The one place envelopes are made (the emitter and the unit of work both call it): without a
-        correlation id in ``headers``, the event starts a conversation and is its own correlation id.
+        correlation id in ``headers``, the event starts a conversation and is its own correlation id. The header
+        stamps of plugins (:func:`pubsubkit.plugin.add_header_stamp`) add theirs, unless ``headers`` has them.
         """
         check_key(key)
         check_headers(headers)
         name, payload, version = self.encode(event)
         hdrs = dict(headers) if headers else {}
+        if _stamps:
+            for stamp in _stamps:
+                for k, v in (stamp() or {}).items():
+                    hdrs.setdefault(k, v)
         if version != 1:
             hdrs[Header.SCHEMA_VERSION] = str(version)
         message_id = id or new_id()

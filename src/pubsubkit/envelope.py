@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Final
 
 import attrs
 
-__all__ = ["Envelope", "Header", "new_id", "utcnow"]
+__all__ = ["Envelope", "Header", "add_header_stamp", "header_stamps", "new_id", "remove_header_stamp", "utcnow"]
 
 
 class Header:
@@ -22,6 +22,29 @@ class Header:
     TRACEPARENT: Final = "traceparent"
     ATTEMPT: Final = "attempt"
     SCHEMA_VERSION: Final = "schema-version"
+
+
+#: Functions called each time an envelope is made (by an emitter or a unit of work), in the caller's thread and
+#: context; the headers they return are added to it unless the caller gave the same header. A tracing plugin
+#: stamps the current trace context (``traceparent``) this way. Empty unless a plugin added one.
+_stamps: list[Callable[[], Mapping[str, str] | None]] = []
+
+
+def add_header_stamp(stamp: Callable[[], Mapping[str, str] | None]) -> None:
+    """Add headers from ``stamp()`` to every envelope made from now on, in this process (once per function)."""
+    if stamp not in _stamps:
+        _stamps.append(stamp)
+
+
+def remove_header_stamp(stamp: Callable[[], Mapping[str, str] | None]) -> None:
+    """Undo :func:`add_header_stamp`."""
+    if stamp in _stamps:
+        _stamps.remove(stamp)
+
+
+def header_stamps() -> list[Callable[[], Mapping[str, str] | None]]:
+    """The stamps added so far (a copy)."""
+    return list(_stamps)
 
 
 _lock = threading.Lock()

@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING
 from pubsubkit.lazy import lazy_attributes
 
 if TYPE_CHECKING:
+    from pubsubkit.envelope import add_header_stamp as add_header_stamp
+    from pubsubkit.envelope import remove_header_stamp as remove_header_stamp
     from pubsubkit.plugin.hookspecs import NAME as NAME
     from pubsubkit.plugin.hookspecs import hookimpl as hookimpl
     from pubsubkit.plugin.hookspecs import hookspec as hookspec
@@ -79,6 +81,8 @@ if TYPE_CHECKING:
 #: Where each name of the plugin API is defined: the one list (``__all__`` is made from it, and a test checks
 #: that the imports above, for type checkers, name the same). Imported on first use.
 _LAZY: dict[str, str] = {
+    "add_header_stamp": "pubsubkit.envelope",
+    "remove_header_stamp": "pubsubkit.envelope",
     "NAME": "pubsubkit.plugin.hookspecs",
     "hookimpl": "pubsubkit.plugin.hookspecs",
     "hookspec": "pubsubkit.plugin.hookspecs",
