@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import logging
 import sys
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from myevents.tracing import current_trace_id
 
 __all__ = [
     "JsonFormatter",
@@ -71,12 +74,20 @@ class JsonFormatter(logging.Formatter):
         cid = _correlation.get()
         if cid is not None:
             doc["correlation_id"] = cid
+        if _tracing:
+            trace_id = current_trace_id()
+            if trace_id is not None:
+                doc["trace_id"] = trace_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 doc[key] = value
         if record.exc_info:
             doc["error"] = self.formatException(record.exc_info)
         return orjson.dumps(doc, default=str).decode()
+
+
+#: Whether OpenTelemetry can be imported: the trace id is looked up only then.
+_tracing = importlib.util.find_spec("opentelemetry") is not None
 
 
 def configure(service: str, level: str = "info") -> None:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
-from myevents import logs
+from myevents import logs, tracing
 from myevents.config import Config
 from myevents.edge import BufferingWorker, close_unread, install_problem_pages
 from myevents.shutdown import draining
@@ -193,6 +193,7 @@ class ServiceApplication(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
+        tracing.setup(self.config.service)  # in the worker, before its app is made
         create: Callable[[Config], Service] = importlib.import_module(FACTORIES[self.config.service]).create_service
         self.service = create(self.config).start()
         return close_unread(self.service.app)

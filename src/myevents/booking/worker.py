@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pubsubkit
 from myevents import config as configuration
+from myevents import tracing
 from myevents.booking.app import projector_listener
 from myevents.logs import configure
 from myevents.runtime import open_backends
@@ -21,6 +22,7 @@ def projector() -> pubsubkit.Worker:
     """The booking projector's listener and outbox relay, after a catch-up pass over the copy."""
     config = configuration.load("booking")
     configure("booking-projector", config.log_level)
+    tracing.setup("booking-projector")
     backends = open_backends(config.broker_url, config.store_url)
     try:
         _, projector, listener = projector_listener(backends)

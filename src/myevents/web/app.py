@@ -29,9 +29,9 @@ def new_app(
     context, authentication = RequestContext(registry, max_body), Authentication(auth)
     if cors_origins:
         cors: Any = falcon.CORSMiddleware(allow_origins=list(cors_origins), expose_headers=[CORRELATION_HEADER])
-        app = falcon.App(middleware=(cors, context, authentication))
+        app = falcon.App(middleware=[cors, context, authentication])
     else:
-        app = falcon.App(middleware=(context, authentication))
+        app = falcon.App(middleware=[context, authentication])
     json = falcon.media.JSONHandler(dumps=orjson.dumps, loads=orjson.loads)
     app.resp_options.media_handlers[falcon.MEDIA_JSON] = json
     app.req_options.strip_url_path_trailing_slash = True
