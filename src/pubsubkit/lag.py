@@ -87,9 +87,10 @@ class LagMonitor:
             if self._stop.wait(self.interval):
                 return
 
-    def stop(self) -> None:
-        """Stop polling (the gauge keeps its last values). Idempotent."""
+    def stop(self, timeout: float = 0.5) -> None:
+        """Stop polling (the gauge keeps its last values), waiting at most ``timeout`` seconds for a reading under
+        way: one that waits on an unreachable broker ends by itself, in its daemon thread. Idempotent."""
         self._stop.set()
         thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
-            thread.join(10)
+            thread.join(timeout)

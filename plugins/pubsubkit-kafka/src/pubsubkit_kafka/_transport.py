@@ -59,6 +59,10 @@ class _Batch:
             self.errors.append(err)
 
 
+#: Seconds each request of a lag reading may wait for the broker.
+LAG_TIMEOUT = 5.0
+
+
 class KafkaTransport(Transport):
     """``kafka://host:port[,host:port]?options``: every event goes to one topic; the key picks the partition."""
 
@@ -77,7 +81,7 @@ class KafkaTransport(Transport):
         self._fatal = False
         self._closed = False
         self._clients = itertools.count(1)
-        self._lag_readers: dict[str, Any] = {}  # group -> a consumer that reads its offsets, never joining
+        self._lag_readers: dict[str, tuple[threading.Lock, Any]] = {}  # group -> a consumer reading its offsets
 
     # --- clients -----------------------------------------------------------------------------------------
 
@@ -298,31 +302,35 @@ class KafkaTransport(Transport):
 
     def lag(self, group: str) -> dict[str, int] | None:
         """Per partition, the records after ``group``'s committed offset (after the partition's first kept
-        record when it has none), by partition number. Read by a consumer of the group that never joins it."""
+        record when it has none), by partition number. Read by a consumer of the group that never joins it; a
+        broker that does not answer within ``LAG_TIMEOUT`` seconds is ConnectionLost."""
         from confluent_kafka import Consumer as RawConsumer
         from confluent_kafka import TopicPartition
 
-        if self._closed:
-            raise Closed(f"{self.url} is closed")
         with self._lock:
+            if self._closed:
+                raise Closed(f"{self.url} is closed")
             reader = self._lag_readers.get(group)
             if reader is None:
                 config = self.settings.consumer_config(group, self.client_id(f"{group}-lag"))
-                reader = self._lag_readers[group] = RawConsumer(config)
-        try:
-            topic = reader.list_topics(self.topic, timeout=10).topics.get(self.topic)
-            if topic is None or topic.error is not None:
-                return None
-            partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
-            out = {}
-            for tp in reader.committed(partitions, timeout=10):
-                low, high = reader.get_watermark_offsets(
-                    TopicPartition(self.topic, tp.partition), timeout=10, cached=False
-                )
-                out[str(tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else low))
-            return out
-        except KafkaException as exc:
-            raise ConnectionLost(f"kafka: reading the lag of group {group}: {exc}") from exc
+                reader = self._lag_readers[group] = (threading.Lock(), RawConsumer(config))
+        lock, consumer = reader
+        with lock:  # close() leaves a reader in use alone
+            if self._closed:
+                raise Closed(f"{self.url} is closed")
+            try:
+                topic = consumer.list_topics(self.topic, timeout=LAG_TIMEOUT).topics.get(self.topic)
+                if topic is None or topic.error is not None:
+                    return None
+                partitions = [TopicPartition(self.topic, p) for p in sorted(topic.partitions)]
+                out = {}
+                for tp in consumer.committed(partitions, timeout=LAG_TIMEOUT):
+                    where = TopicPartition(self.topic, tp.partition)
+                    low, high = consumer.get_watermark_offsets(where, timeout=LAG_TIMEOUT, cached=False)
+                    out[str(tp.partition)] = max(0, high - (tp.offset if tp.offset >= 0 else low))
+                return out
+            except KafkaException as exc:
+                raise ConnectionLost(f"kafka: reading the lag of group {group}: {exc}") from exc
 
     def forget_group(self, group: str) -> bool:
         """Delete consumer group ``group`` and its committed offsets (Kafka allows it only while the group has no
@@ -369,9 +377,11 @@ class KafkaTransport(Transport):
             producer, self._producer = self._producer, None
             self._admin = None
             readers, self._lag_readers = list(self._lag_readers.values()), {}
-        for reader in readers:
-            with contextlib.suppress(KafkaException, RuntimeError):
-                reader.close()
+        for lock, reader in readers:
+            if lock.acquire(timeout=0.1):  # else a reading is under way: the reader goes with the process
+                with contextlib.suppress(KafkaException, RuntimeError):
+                    reader.close()
+                lock.release()
         if producer is not None:
             with contextlib.suppress(KafkaException):
                 producer.flush(5)
