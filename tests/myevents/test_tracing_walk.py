@@ -31,6 +31,18 @@ trace_service = pytest.importorskip("opentelemetry.proto.collector.trace.v1.trac
 
 pytestmark = pytest.mark.walk
 
+# The test's own consumer of eventBooked records its spans here (one tracer provider per process).
+from opentelemetry import trace as otel_trace  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
+
+CONSUMER_SPANS = InMemorySpanExporter()
+_provider = TracerProvider(resource=Resource.create({"service.name": "a consumer"}))
+_provider.add_span_processor(SimpleSpanProcessor(CONSUMER_SPANS))
+otel_trace.set_tracer_provider(_provider)
+
 WAIT = 60.0
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "tracing.md"
 KINDS = {1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -109,6 +121,24 @@ def tree(spans: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def consumer_spans(trace_id: str) -> list[dict[str, Any]]:
+    """The spans of ``trace_id`` the test's own consumer made, as the receiver keeps them."""
+    return [
+        {
+            "service": "a consumer",
+            "name": s.name,
+            "kind": s.kind.value + 1,  # the SDK counts from 0, OTLP from 1
+            "trace_id": format(s.context.trace_id, "032x"),
+            "span_id": format(s.context.span_id, "016x"),
+            "parent": format(s.parent.span_id, "016x") if s.parent is not None else "",
+            "start": s.start_time,
+            "attributes": dict(s.attributes or {}),
+        }
+        for s in CONSUMER_SPANS.get_finished_spans()
+        if format(s.context.trace_id, "032x") == trace_id and s.name == "process eventBooked"
+    ]
+
+
 @pytest.mark.parametrize("broker", ["embedded", "kafka"])
 def test_one_trace_from_post_events_through_the_relay_and_the_broker_to_the_booking_handler(
     tmp_path: Path, procs: list[Proc], receiver: Receiver, broker: str
@@ -165,20 +195,38 @@ def test_one_trace_from_post_events_through_the_relay_and_the_broker_to_the_book
     logged = [line for line in events.logs() if line.get("trace_id") == trace_id]
     assert logged, "the event service's log lines of the request carry its trace id"
 
-    # A booking: its own trace, from the booking service's request to its eventBooked on the bus.
+    # A booking: its own trace, from the booking service's request to its eventBooked on the bus, and to a
+    # consumer of it (a listener of this test's own, with the plugin and an SDK recording in memory).
     booker, booking_caller = secrets.token_hex(16), secrets.token_hex(8)
     from myevents_support import as_user
 
-    user = {**as_user("ann"), "traceparent": f"00-{booker}-{booking_caller}-01"}
-    status, booked, _ = call("POST", f"{bk_url}/events/{made['ID']}/bookings", {"seats": 2}, user)
-    assert status == 201, booked
-    wait_for(
-        lambda: any(s["name"] == "send eventBooked" for s in receiver.of_trace(booker)),
-        timeout=WAIT,
-        what="the publish of eventBooked",
-    )
+    import pubsubkit
+    from myevents import contracts
+
+    CONSUMER_SPANS.clear()
+    with pubsubkit.open_broker(env["MYEVENTS_BROKER_URL"]) as bus:
+        billing = bus.listener(f"billing-{run}", poll_interval=0.05, lag_interval=0)
+        billing.add_handler(contracts.EventBooked, lambda event, msg: None)
+        billing.start()
+        try:
+            assert billing.wait_ready(WAIT)
+            user = {**as_user("ann"), "traceparent": f"00-{booker}-{booking_caller}-01"}
+            status, booked, _ = call("POST", f"{bk_url}/events/{made['ID']}/bookings", {"seats": 2}, user)
+            assert status == 201, booked
+            wait_for(
+                lambda: any(s["name"] == "send eventBooked" for s in receiver.of_trace(booker)),
+                timeout=WAIT,
+                what="the publish of eventBooked",
+            )
+            wait_for(lambda: consumer_spans(booker), timeout=WAIT, what="the test consumer's span of eventBooked")
+        finally:
+            billing.close()
+    [heard] = consumer_spans(booker)
+    [sent] = [s for s in receiver.of_trace(booker) if s["name"] == "send eventBooked"]
+    assert heard["parent"] == sent["span_id"], "the consumer's span is a child of the booking service's publish"
     if broker == "embedded":
-        picture = f"{tree(receiver.of_trace(trace_id))}\n\n{tree(receiver.of_trace(booker))}"
+        booking_trace = receiver.of_trace(booker) + consumer_spans(booker)
+        picture = f"{tree(receiver.of_trace(trace_id))}\n\n{tree(booking_trace)}"
         page = PAGE.read_text(encoding="utf-8")
         start, end = (
             page.index("<!-- trace -->\n```text\n") + len("<!-- trace -->\n```text\n"),
