@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -99,10 +100,13 @@ class Stream:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         codes: dict[str, int | None] = {}
+        deadline = time.monotonic() + timeout
         for member, p in self.members.items():
             try:
-                codes[member] = p.wait(timeout)
+                codes[member] = p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                p.send_signal(signal.SIGUSR1)  # its threads' stacks go to its stderr, in the test's output
+                time.sleep(1)
                 codes[member] = None
         return codes
 

@@ -7,7 +7,9 @@ appears once the listener has joined its group.
 
 from __future__ import annotations
 
+import faulthandler
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -18,6 +20,7 @@ import pubsubkit
 
 
 def main(bus_url: str, state_url: str, group: str, record: str) -> None:
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that finds it wedged asks for its stacks
     store = pubsubkit.open_store(state_url)
     effects = applied(store)
     broker = pubsubkit.open_broker(bus_url)

@@ -44,6 +44,8 @@ REVOKE_GRACE = 2.0
 #: On a revoke, how long the handlers still running on records of the revoked partitions may take to finish in all
 #: before the partition is given up; what is not settled by then is handled again by the partition's next owner.
 REVOKE_WAIT = 10.0
+#: On close, how long leaving the group may take before the consumer goes on without waiting for it.
+CLOSE_WAIT = 20.0
 
 
 class Producing(Protocol):
@@ -395,6 +397,26 @@ class KafkaConsumer(Consumer):
         try:
             if self._subscribed:
                 self._commit(sync=True)
-            self.c.close()  # leaves the group; the revoke callback commits what is settled
         except (KafkaException, RuntimeError) as exc:
-            log.warning("kafka group %s: leaving the group failed: %s", self.group, exc)
+            log.warning("kafka group %s: the last commit failed: %s", self.group, exc)
+        # Leaving the group (the revoke callback commits what is settled) waits for the group's coordinator, and
+        # librdkafka waits for ever when its connection to the coordinator hangs (seen after the broker was paused):
+        # it runs in a thread of its own, and a process that stops does not wait for it longer than CLOSE_WAIT. What
+        # is not committed comes back to the group, whose coordinator drops this member after session.timeout.ms.
+        left = threading.Event()
+
+        def leave() -> None:
+            try:
+                self.c.close()
+            except (KafkaException, RuntimeError) as exc:
+                log.warning("kafka group %s: leaving the group failed: %s", self.group, exc)
+            finally:
+                left.set()
+
+        threading.Thread(target=leave, name=f"pubsubkit-kafka-leave-{self.group}", daemon=True).start()
+        if not left.wait(CLOSE_WAIT):
+            log.warning(
+                "kafka group %s: leaving the group takes longer than %gs (the coordinator does not answer); going on",
+                self.group,
+                CLOSE_WAIT,
+            )
