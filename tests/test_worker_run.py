@@ -145,6 +145,8 @@ def test_two_workers_share_the_group_and_sigterm_stops_both(app: dict[str, str])
     try:
         import workerapp
 
+        wait_until(lambda: proc.output().count("listening as workers") == 2, 30, "both workers to listen")
+
         with pubsubkit.open_broker(os.environ["TEST_BUS"]) as broker:
             broker.emitter().emit_many([workerapp.Ping(n=i) for i in range(1, 21)])
         wait_until(lambda: all((marks / f"done-{i}").exists() for i in range(1, 21)), 30, "20 handled")

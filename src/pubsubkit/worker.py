@@ -210,4 +210,6 @@ def supervise(target: str, workers: int, port: int | None, host: str) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return next((c for c in codes if c != 0), 0)
+    # A worker still starting when the signal came ends by it (its handler was not installed yet): a clean stop.
+    stopped = (-signal.SIGTERM, -signal.SIGINT)
+    return next((c for c in codes if c != 0 and not (stopping.is_set() and c in stopped)), 0)
