@@ -38,10 +38,15 @@ def _schema(args: argparse.Namespace) -> int:
             print(f"breaking: {line}")
         print(f"{len(schemas)} events checked against {path}: {len(breaks)} breaking change(s)")
         return 1 if breaks else 0
-    text = json.dumps(schemas, indent=2, sort_keys=False) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote the schemas of {len(schemas)} events to {args.out}", file=sys.stderr)
+    return _write(schemas, args.out, f"the schemas of {len(schemas)} events")
+
+
+def _write(doc: Any, out: str | None, what: str) -> int:
+    """``doc`` as indented JSON to the file ``out`` (saying so on stderr), or to stdout."""
+    text = json.dumps(doc, indent=2) + "\n"
+    if out:
+        Path(out).write_text(text)
+        print(f"wrote {what} to {out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
     return 0
@@ -58,13 +63,7 @@ def _asyncapi(args: argparse.Namespace) -> int:
             f"{args.target} gave {type(obj).__name__}: give pubsubkit asyncapi a function returning the document of"
             " pubsubkit.asyncapi.document(...), or that document"
         )
-    text = json.dumps(obj, indent=2) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
-        print(f"wrote the AsyncAPI document to {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _write(obj, args.out, "the AsyncAPI document")
 
 
 def _run(args: argparse.Namespace) -> int:
