@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pubsubkit.api import Broker as Broker
     from pubsubkit.api import open_broker as open_broker
     from pubsubkit.api import open_store as open_store
+    from pubsubkit.batch import Batch as Batch
     from pubsubkit.codec import Codec as Codec
     from pubsubkit.contracts import breaking_changes as breaking_changes
     from pubsubkit.emitter import Emitter as Emitter
@@ -71,6 +72,7 @@ _LAZY: dict[str, str] = {
     "Broker": "pubsubkit.api",
     "open_broker": "pubsubkit.api",
     "open_store": "pubsubkit.api",
+    "Batch": "pubsubkit.batch",
     "Codec": "pubsubkit.codec",
     "breaking_changes": "pubsubkit.contracts",
     "Emitter": "pubsubkit.emitter",

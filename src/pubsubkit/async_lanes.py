@@ -21,10 +21,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from pubsubkit.batching import BatchRunner, Held
 from pubsubkit.coroutines import not_awaited
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import AlreadyProcessed
-from pubsubkit.handlers import Handler
+from pubsubkit.handlers import Handler, HandlerTable
 from pubsubkit.message import Message, inbox_id
 from pubsubkit.pipeline import RELEASE, Pipeline, Settlement
 from pubsubkit.store import MarkProcessed
@@ -53,10 +54,14 @@ class AsyncLanes:
         pipeline: Pipeline,
         loop: asyncio.AbstractEventLoop,
         count: int,
-        results: queue.SimpleQueue[tuple[Any, Settlement]],
+        results: queue.SimpleQueue[Any],
         abandon: threading.Event,
+        batches: BatchRunner | None = None,
+        table: HandlerTable | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.batches = batches
+        self.table = table
         self.loop = loop
         self.results = results
         self.abandon = abandon
@@ -91,19 +96,54 @@ class AsyncLanes:
                 continue
 
     async def _lane(self, q: asyncio.Queue[list[Any] | None]) -> None:
+        table = self.table
+        held = Held(table.batch_of) if table is not None and table.has_batches else None
         while True:
-            works = await q.get()
+            try:
+                works = await asyncio.wait_for(q.get(), None if held is None else held.timeout())
+            except TimeoutError:  # the held batch waited its max_wait
+                await self._run_held(held)
+                continue
             if works is None:
+                await self._run_held(held)
                 return
             for work in works:  # in order: messages of one key are in one lane's batches
                 if self.abandon.is_set():
                     break
-                try:
-                    settlement = await process(self.pipeline, work.delivery)
-                except Exception:  # a bug here must not lose the message: give it back
-                    log.exception("listener %s: internal error", self.pipeline.group)
-                    settlement = RELEASE
-                self.results.put((work, settlement))
+                spec = None if held is None else held.spec_of(work)
+                if spec is None or held is None:
+                    await self._run_held(held)  # what was held came first
+                    await self._process(work)
+                    continue
+                if held.spec is not spec:
+                    await self._run_held(held)
+                if held.add(work, spec):
+                    await self._run_held(held)
+            if held is not None and held.due:
+                await self._run_held(held)
+
+    async def _process(self, work: Any) -> None:
+        try:
+            settlement = await process(self.pipeline, work.delivery)
+        except Exception:  # a bug here must not lose the message: give it back
+            log.exception("listener %s: internal error", self.pipeline.group)
+            settlement = RELEASE
+        self.results.put((work, settlement))
+
+    async def _run_held(self, held: Held | None) -> None:
+        """Run the batch ``held`` holds, if any, in a thread (the handler is run to its end by the runner)."""
+        if held is None or not held.works or self.batches is None:
+            return
+        spec, works = held.take()
+        if self.abandon.is_set() or spec is None:
+            return  # released by the drain
+        settlements: list[Settlement] = [RELEASE] * len(works)
+        try:
+            settlements = await asyncio.to_thread(self.batches.process, spec, [w.delivery for w in works])
+        except Exception:  # a bug here must not lose the messages: give them back
+            log.exception("listener %s: internal error", self.pipeline.group)
+        finally:
+            self.results.put(list(zip(works, settlements, strict=True)))
 
 
 async def process(p: Pipeline, d: Delivery) -> Settlement:

@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from pubsubkit.batch import BatchHandler, BatchSpec
 from pubsubkit.coroutines import CoroutineRunner, is_async_handler, refuse_unrunnable
 from pubsubkit.errors import ConfigError
 from pubsubkit.events import EventRegistry, UnknownEvent
@@ -52,6 +53,7 @@ class HandlerTable:
         self.runner = CoroutineRunner(name)
         self._by_name: dict[str, list[Handler]] = {}
         self._fallback: list[Handler] = []
+        self._batches: dict[str, BatchSpec] = {}
         #: Whether a handler is ``async def`` (the listener's lanes are then tasks on the runner's loop).
         self.has_async = False
 
@@ -65,24 +67,74 @@ class HandlerTable:
         """
         check_handler(fn)
         refuse_unrunnable(fn)
-        if is_async_handler(fn):
-            fn = self.runner.wrap(fn)
-            self.has_async = True
         if event_type is UnknownEvent:
-            self._fallback.append(fn)
+            self._fallback.append(self._runnable(fn))
             return
+        name = self._name(event_type)
+        if name in self._batches:
+            raise ConfigError(
+                f"{name} has a batch handler in this listener: an event is handled either by one batch handler or"
+                " one by one (give the other handler a listener of its own group)"
+            )
+        self._by_name.setdefault(name, []).append(self._runnable(fn))
+
+    def _runnable(self, fn: Handler) -> Handler:
+        """``fn``, or for an ``async def`` one a sync callable running it on the runner (lanes become tasks)."""
+        if is_async_handler(fn):
+            self.has_async = True
+            return self.runner.wrap(fn)
+        return fn
+
+    def _name(self, event_type: type[Any] | str) -> str:
+        """The wire name of an event class or name (ConfigError / TypeError naming the fix)."""
         if isinstance(event_type, str):
             if not event_type:
                 raise ConfigError("an event name must not be empty")
-            name = event_type
-        elif isinstance(event_type, type):
-            name = self.registry.name_of(event_type)  # ConfigError naming the decorator when not registered
-        else:
-            raise TypeError(
-                f"{event_type!r} is not an event type: pass a class decorated with @pubsubkit.event(...), a wire"
-                " name (str) or UnknownEvent"
-            )
-        self._by_name.setdefault(name, []).append(fn)
+            return event_type
+        if isinstance(event_type, type):
+            return self.registry.name_of(event_type)  # ConfigError naming the decorator when not registered
+        raise TypeError(
+            f"{event_type!r} is not an event type: pass a class decorated with @pubsubkit.event(...), a wire"
+            " name (str) or UnknownEvent"
+        )
+
+    def add_batch(
+        self, event_types: Sequence[type[Any] | str], fn: BatchHandler, max_size: int, max_wait: float
+    ) -> None:
+        """Run ``fn(events, batch)`` for batches of ``event_types`` (see :mod:`pubsubkit.batching`).
+
+        An event name takes either one batch handler or per-message handlers (ConfigError otherwise); the
+        fallback ``UnknownEvent`` cannot be batched. An ``async def`` batch handler is run to its end by the
+        table's coroutine runner, from the lane.
+        """
+        check_handler(fn)
+        refuse_unrunnable(fn)
+        if not event_types:
+            raise ConfigError("on_batch() needs at least one event type: on_batch(EventCreated, max_size=100)")
+        names = []
+        for et in event_types:
+            if et is UnknownEvent:
+                raise ConfigError("UnknownEvent cannot have a batch handler: handle unknown names one by one")
+            name = self._name(et)
+            if name in self._by_name or name in self._batches:
+                raise ConfigError(
+                    f"{name} already has a {'batch ' if name in self._batches else ''}handler in this listener: an"
+                    " event is handled either by one batch handler or one by one (use a listener of another group)"
+                )
+            names.append(name)
+        call = self.runner.wrap(fn) if is_async_handler(fn) else fn
+        spec = BatchSpec(call, max_size, max_wait, getattr(fn, "__name__", type(fn).__name__))
+        for name in names:
+            self._batches[name] = spec
+
+    def batch_of(self, name: str) -> BatchSpec | None:
+        """The batch handler of ``name``, if it has one."""
+        return self._batches.get(name)
+
+    @property
+    def has_batches(self) -> bool:
+        """Whether a batch handler was added."""
+        return bool(self._batches)
 
     def decorator(self, *event_types: type[Any]) -> Callable[[TypedHandler[E]], TypedHandler[E]]:
         """A decorator adding the function for each of ``event_types``."""
@@ -96,8 +148,8 @@ class HandlerTable:
 
     @property
     def names(self) -> list[str]:
-        """The wire names with a handler of their own, sorted."""
-        return sorted(self._by_name)
+        """The wire names with a handler of their own (one by one or in batches), sorted."""
+        return sorted({*self._by_name, *self._batches})
 
     @property
     def subscription(self) -> list[str] | None:

@@ -21,16 +21,19 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from pubsubkit.batch import Batch, BatchHandler
+from pubsubkit.batching import BatchRunner
 from pubsubkit.checks import seconds, whole
 from pubsubkit.codec import Codec
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.handlers import E, Handler, HandlerTable
+from pubsubkit.lanes import Lanes, ThreadLanes
 from pubsubkit.message import Message
-from pubsubkit.pipeline import RELEASE, Pipeline, Settle, Settlement
+from pubsubkit.pipeline import Pipeline, Settle, Settlement
 from pubsubkit.plugin.observers import NO_OBSERVERS, Observers, Outcome
 from pubsubkit.retry import Backoff, Retrier, RetryPolicy, retry_call
 from pubsubkit.store import Store
@@ -39,7 +42,7 @@ from pubsubkit.transport import Consumer, Delivery, Transport
 if TYPE_CHECKING:
     from pubsubkit.lag import LagMonitor
 
-__all__ = ["Handler", "Listener", "Message"]
+__all__ = ["Batch", "Handler", "Listener", "Message"]
 
 log = logging.getLogger("pubsubkit.listener")
 
@@ -58,6 +61,9 @@ _SETTLE_ATTEMPTS = 8
 class _Work:
     delivery: Delivery
     started: float
+
+
+_Result = tuple[_Work, Settlement]
 
 
 def _check_arguments(
@@ -150,8 +156,10 @@ class Listener:
         self._abandon = threading.Event()
         self._running = threading.Lock()
         self._pipeline = Pipeline(group, self._table, codec, self.retry, observers, self._stop, store)
-        self._results: queue.SimpleQueue[tuple[_Work, Settlement]] = queue.SimpleQueue()
-        self._lanes: _Lanes
+        self._batches = BatchRunner(self._pipeline)
+        # A lane puts one (work, settlement) per message, or a batch's list of them (acknowledged together).
+        self._results: queue.SimpleQueue[_Result | list[_Result]] = queue.SimpleQueue()
+        self._lanes: Lanes
         self._loop_thread: threading.Thread | None = None
 
     @property
@@ -168,6 +176,39 @@ class Listener:
     def add_handler(self, event_type: type[Any] | str, fn: Handler) -> None:
         """Run ``fn`` for ``event_type`` (an event class, a wire name, or ``UnknownEvent``)."""
         self._table.add(event_type, fn)
+
+    def on_batch(
+        self, *event_types: type[Any] | str, max_size: int = 100, max_wait: float = 0.2
+    ) -> Callable[[Callable[[list[Any], Batch], object]], Callable[[list[Any], Batch], object]]:
+        """Decorator: run the function with lists of events of ``event_types``, ``fn(events, batch)``.
+
+        A batch holds up to ``max_size`` messages and waits at most ``max_wait`` seconds after its first for
+        more; its messages are acknowledged together after the function returned. Retries, dead letters, the
+        rule for a poison message inside a batch and the inbox: :mod:`pubsubkit.batching`. A batch holds
+        messages of one lane, so for full batches make the listener with ``max_in_flight`` of at least
+        ``max_size`` times ``concurrency`` (or ``concurrency=1``).
+        """
+
+        def deco(fn: Callable[[list[Any], Batch], object]) -> Callable[[list[Any], Batch], object]:
+            self.add_batch_handler(event_types, fn, max_size=max_size, max_wait=max_wait)
+            return fn
+
+        return deco
+
+    def add_batch_handler(
+        self, event_types: Sequence[type[Any] | str], fn: BatchHandler, *, max_size: int = 100, max_wait: float = 0.2
+    ) -> None:
+        """Run ``fn(events, batch)`` for batches of ``event_types`` (see :meth:`on_batch`)."""
+        whole("on_batch", "max_size", max_size)
+        seconds("on_batch", "max_wait", max_wait)
+        if max_size > self.max_in_flight:
+            raise ConfigError(
+                f"on_batch(max_size={max_size}) is more than this listener's max_in_flight={self.max_in_flight}:"
+                f" the batch could never fill; make the listener with max_in_flight={max_size} or more"
+            )
+        if isinstance(event_types, (str, type)):
+            event_types = (event_types,)
+        self._table.add_batch(tuple(event_types), fn, max_size, max_wait)
 
     @property
     def names(self) -> list[str]:
@@ -385,12 +426,14 @@ class Listener:
         self._settle(consumer, in_flight, block=bool(in_flight))
 
     def _settle(self, consumer: Consumer, in_flight: dict[int, _Work], *, block: bool) -> None:
-        items = []
+        items: list[_Result] = []
         try:
             if block:
-                items.append(self._results.get(timeout=0.05))
+                got = self._results.get(timeout=0.05)
+                items.extend(got) if isinstance(got, list) else items.append(got)
             while True:
-                items.append(self._results.get_nowait())
+                got = self._results.get_nowait()
+                items.extend(got) if isinstance(got, list) else items.append(got)
         except queue.Empty:
             pass
         if not items:
@@ -432,62 +475,13 @@ class Listener:
 
     # --- the worker lanes ----------------------------------------------------------------------------------
 
-    def _start_lanes(self) -> _Lanes:
+    def _start_lanes(self) -> Lanes:
         """Threads; tasks on the runner's event loop when a handler is ``async def`` (pubsubkit.async_lanes)."""
         if self._table.has_async:
             from pubsubkit.async_lanes import AsyncLanes
 
             loop = self._table.runner.loop()
-            return AsyncLanes(self._pipeline, loop, self.concurrency, self._results, self._abandon)
-        return _ThreadLanes(self, self.concurrency)
-
-
-class _Lanes(Protocol):
-    def put(self, lane: int, works: list[_Work]) -> None: ...
-    def stop(self) -> None: ...
-    def join(self, timeout: float) -> None: ...
-
-
-class _ThreadLanes:
-    """``count`` lane threads running the listener's pipeline, each settlement put on its results queue."""
-
-    def __init__(self, listener: Listener, count: int) -> None:
-        self._listener = listener
-        self._queues: list[queue.SimpleQueue[list[_Work] | None]] = [queue.SimpleQueue() for _ in range(count)]
-        self._threads = [
-            threading.Thread(target=self._lane, args=(q,), name=f"pubsubkit-{listener.group}-{i}", daemon=True)
-            for i, q in enumerate(self._queues)
-        ]
-        for t in self._threads:
-            t.start()
-
-    def put(self, lane: int, works: list[_Work]) -> None:
-        self._queues[lane].put(works)
-
-    def stop(self) -> None:
-        for q in self._queues:
-            q.put(None)
-
-    def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-
-    def _lane(self, q: queue.SimpleQueue[list[_Work] | None]) -> None:
-        listener = self._listener
-        pipeline, results, abandon = listener._pipeline, listener._results, listener._abandon
-        while True:
-            works = q.get()
-            if works is None:
-                return
-            for work in works:  # in order: messages of one key are in one lane's batches
-                if abandon.is_set():
-                    break
-                try:
-                    settlement = pipeline.process(work.delivery)
-                except BaseException as exc:  # a bug here must not lose the message: give it back
-                    log.exception("listener %s: internal error", listener.group)
-                    settlement = RELEASE
-                    if not isinstance(exc, Exception):
-                        raise
-                results.put((work, settlement))
+            return AsyncLanes(
+                self._pipeline, loop, self.concurrency, self._results, self._abandon, self._batches, self._table
+            )
+        return ThreadLanes(self._pipeline, self._batches, self._table, self.concurrency, self._results, self._abandon)

@@ -145,13 +145,17 @@ class Pipeline:
 
     def failed(self, d: Delivery, env: Envelope, exc: Exception, attempt: int, took: float) -> Settlement | None:
         """After a failed attempt: the dead letter's settlement, or ``None`` when the message is retried."""
-        error = f"{type(exc).__name__}: {exc}"
-        fatal = self.retry.is_fatal(exc)
-        if fatal or attempt >= self.retry.attempts:
-            self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
-            return self._dead(d, "fatal" if fatal else "failed", _with_trace(exc, error), attempt)
+        if self.retry.is_fatal(exc) or attempt >= self.retry.attempts:
+            return self.gave_up(d, env, exc, attempt, took)
         self.observers.handled(env, self.group, Outcome.RETRY, took, attempt)
         return None
+
+    def gave_up(self, d: Delivery, env: Envelope, exc: Exception, attempt: int, took: float) -> Settlement:
+        """The dead letter's settlement of a message whose handler failed for the last time (reason ``fatal``
+        for a fatal error, else ``failed``)."""
+        self.observers.handled(env, self.group, Outcome.FAILED, took, attempt)
+        reason = "fatal" if self.retry.is_fatal(exc) else "failed"
+        return self._dead(d, reason, _with_trace(exc, f"{type(exc).__name__}: {exc}"), attempt)
 
     def succeeded(self, env: Envelope, duplicate: bool, attempt: int, took: float) -> Settlement:
         """After the handlers ran to their end (or another delivery had done all the work)."""

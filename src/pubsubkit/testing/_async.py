@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pubsubkit.testing._base import Listeners, MessagingFixtures
+from pubsubkit.testing._batches import BatchCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
 from pubsubkit.testing._lifecycle import LifecycleCases
@@ -36,3 +37,5 @@ class AsyncHandlerCases(MessagingFixtures):
     test_async_17_dead_letter = _with_async_handlers(FailureCases.test_17_dead_letter)
     test_async_19_idempotent_consumer = _with_async_handlers(FailureCases.test_19_idempotent_consumer)
     test_async_20_graceful_shutdown = _with_async_handlers(LifecycleCases.test_20_graceful_shutdown)
+    test_async_32_batch_handler = _with_async_handlers(BatchCases.test_32_batch_handler)
+    test_async_33_batch_retries_and_poison = _with_async_handlers(BatchCases.test_33_batch_retries_and_poison)

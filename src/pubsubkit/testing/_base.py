@@ -12,7 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from pubsubkit.api import Broker, open_broker
-from pubsubkit.listener import Handler, Listener, Message
+from pubsubkit.batch import BatchHandler
+from pubsubkit.listener import Handler, Listener
 from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.retry import RetryPolicy
 from pubsubkit.testing.helpers import DEFAULT_TIMEOUT, EventKit, HookRecorder, ServerControl, Sizes, unique_name
@@ -30,11 +31,11 @@ def require(broker: Broker, capability: str, why: str) -> None:
         pytest.skip(f"capability {capability}: {why}")
 
 
-def as_coroutine(fn: Handler) -> Handler:
+def as_coroutine(fn: Callable[[Any, Any], object]) -> Callable[[Any, Any], object]:
     """``fn`` as an ``async def`` handler: awaited by the listener, it runs ``fn`` in a thread (so that a case's
     handler that waits on an event does not hold up the event loop) and returns or raises what ``fn`` does."""
 
-    async def handler(event: Any, msg: Message) -> object:
+    async def handler(event: Any, msg: Any) -> object:
         return await asyncio.to_thread(fn, event, msg)
 
     handler.__name__ = getattr(fn, "__name__", type(fn).__name__)
@@ -57,15 +58,23 @@ class Listeners:
         broker: Broker,
         group: str,
         handlers: Sequence[tuple[type[Any] | str, Handler]],
+        *,
+        batches: Sequence[tuple[type[Any] | str, BatchHandler, int, float]] = (),
         **options: Any,
     ) -> Listener:
-        """A running listener of ``group`` whose subscription exists: emit after this returns."""
+        """A running listener of ``group`` whose subscription exists: emit after this returns.
+
+        :param batches: batch handlers, ``(event type, fn, max_size, max_wait)``.
+        """
         options.setdefault("poll_interval", 0.05)
         options.setdefault("retry", FAST_RETRY)
         options.setdefault("drain_timeout", 10.0)
         listener = broker.listener(group, **options)
         for event_type, fn in handlers:
             listener.add_handler(event_type, as_coroutine(fn) if self.kind == "async" else fn)
+        for event_type, batch_fn, max_size, max_wait in batches:
+            batch_fn = as_coroutine(batch_fn) if self.kind == "async" else batch_fn
+            listener.add_batch_handler([event_type], batch_fn, max_size=max_size, max_wait=max_wait)
         self.started.append(listener)
         listener.start()
         if not listener.wait_ready(DEFAULT_TIMEOUT):

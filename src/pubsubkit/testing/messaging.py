@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pubsubkit.testing._arguments import ArgumentCases
 from pubsubkit.testing._async import AsyncHandlerCases
+from pubsubkit.testing._batches import BatchCases
 from pubsubkit.testing._dead_letters import DeadLetterCommandCases
 from pubsubkit.testing._delivery import DeliveryCases
 from pubsubkit.testing._failures import FailureCases
@@ -35,6 +36,7 @@ class MessagingSuite(
     DeadLetterCommandCases,
     ReplayCases,
     LagCases,
+    BatchCases,
     AsyncHandlerCases,
 ):
     """Subclass with a ``broker_url`` fixture; the cases run against that broker."""
