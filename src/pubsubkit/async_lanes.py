@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from pubsubkit.batching import BatchRunner, Held
 from pubsubkit.coroutines import not_awaited
@@ -39,12 +39,9 @@ log = logging.getLogger("pubsubkit.listener")
 _BACKOFF_TICK = 0.05
 
 
-class _Work(Protocol):
-    delivery: Delivery
-
-
 class AsyncLanes:
-    """``count`` lanes as tasks on ``loop``; each settlement goes to ``results`` as ``(work, settlement)``.
+    """``count`` lanes as tasks on ``loop``; each settlement goes to ``results`` as ``(delivery, settlement)``, a
+    batch's as a list of them.
 
     :param abandon: set at the end of a drain: the lanes skip the work still queued (it is released).
     """
@@ -79,6 +76,11 @@ class AsyncLanes:
         """Give ``works`` (in order) to lane number ``lane``."""
         self.loop.call_soon_threadsafe(self._queues[lane].put_nowait, works)
 
+    def flush(self) -> None:
+        """Let each lane run the batch it holds now, full or not (the listener can receive no more)."""
+        for q in self._queues:
+            self.loop.call_soon_threadsafe(q.put_nowait, [])
+
     def stop(self) -> None:
         """Let each lane end once it has done what it was given."""
         for q in self._queues:
@@ -104,9 +106,11 @@ class AsyncLanes:
             except TimeoutError:  # the held batch waited its max_wait
                 await self._run_held(held)
                 continue
-            if works is None:
+            if works is None or not works:  # the end, or flush()
                 await self._run_held(held)
-                return
+                if works is None:
+                    return
+                continue
             for work in works:  # in order: messages of one key are in one lane's batches
                 if self.abandon.is_set():
                     break
@@ -124,7 +128,7 @@ class AsyncLanes:
 
     async def _process(self, work: Any) -> None:
         try:
-            settlement = await process(self.pipeline, work.delivery)
+            settlement = await process(self.pipeline, work)
         except Exception:  # a bug here must not lose the message: give it back
             log.exception("listener %s: internal error", self.pipeline.group)
             settlement = RELEASE
@@ -139,7 +143,7 @@ class AsyncLanes:
             return  # released by the drain
         settlements: list[Settlement] = [RELEASE] * len(works)
         try:
-            settlements = await asyncio.to_thread(self.batches.process, spec, [w.delivery for w in works])
+            settlements = await asyncio.to_thread(self.batches.process, spec, works)
         except Exception:  # a bug here must not lose the messages: give them back
             log.exception("listener %s: internal error", self.pipeline.group)
         finally:

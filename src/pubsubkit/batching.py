@@ -183,7 +183,7 @@ class BatchRunner:
 class Held:
     """The messages one lane holds for a batch handler, until the batch is full or its first waited long enough.
 
-    ``works`` are the listener's work items (each with a ``delivery``), in the lane's order.
+    ``works`` are the lane's deliveries, in its order.
     """
 
     def __init__(self, batch_of: Callable[[str], BatchSpec | None]) -> None:
@@ -193,8 +193,8 @@ class Held:
         self._deadline = 0.0
 
     def spec_of(self, work: Any) -> BatchSpec | None:
-        """The batch handler of a work item's event, if it has one."""
-        env = work.delivery.envelope
+        """The batch handler of a delivery's event, if it has one."""
+        env = work.envelope
         return None if env is None else self._batch_of(env.name)
 
     def add(self, work: Any, spec: BatchSpec) -> bool:

@@ -26,13 +26,14 @@ log = logging.getLogger("pubsubkit.listener")
 
 class Lanes(Protocol):
     def put(self, lane: int, works: list[Any]) -> None: ...
+    def flush(self) -> None: ...
     def stop(self) -> None: ...
     def join(self, timeout: float) -> None: ...
 
 
 class ThreadLanes:
-    """``count`` lane threads; each settlement is put on ``results`` as ``(work, settlement)``, a batch's as a
-    list of them (acknowledged together).
+    """``count`` lane threads; each settlement is put on ``results`` as ``(delivery, settlement)``, a batch's as
+    a list of them (acknowledged together).
 
     :param abandon: set at the end of a drain: the lanes skip the work still queued (it is released).
     """
@@ -63,6 +64,11 @@ class ThreadLanes:
         """Give ``works`` (in order) to lane number ``lane``."""
         self._queues[lane].put(works)
 
+    def flush(self) -> None:
+        """Let each lane run the batch it holds now, full or not (the listener can receive no more)."""
+        for q in self._queues:
+            q.put([])
+
     def stop(self) -> None:
         """Let each lane end once it has done what it was given (and run what it holds)."""
         for q in self._queues:
@@ -82,9 +88,11 @@ class ThreadLanes:
             except queue.Empty:  # the held batch waited its max_wait
                 self._run_held(held)
                 continue
-            if works is None:
+            if works is None or not works:  # the end, or flush()
                 self._run_held(held)
-                return
+                if works is None:
+                    return
+                continue
             for work in works:  # in order: messages of one key are in one lane's batches
                 if self._abandon.is_set():
                     break
@@ -102,7 +110,7 @@ class ThreadLanes:
 
     def _process(self, work: Any) -> None:
         try:
-            settlement = self._pipeline.process(work.delivery)
+            settlement = self._pipeline.process(work)
         except BaseException as exc:  # a bug here must not lose the message: give it back
             log.exception("listener %s: internal error", self._pipeline.group)
             self._results.put((work, RELEASE))
@@ -120,7 +128,7 @@ class ThreadLanes:
             return  # released by the drain
         settlements: list[Settlement] = [RELEASE] * len(works)
         try:
-            settlements = self._batches.process(spec, [w.delivery for w in works])
+            settlements = self._batches.process(spec, works)
         except Exception:  # a bug here must not lose the messages: give them back
             log.exception("listener %s: internal error", self._pipeline.group)
         finally:

@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from pubsubkit.batch import Batch, BatchHandler
 from pubsubkit.batching import BatchRunner
 from pubsubkit.checks import seconds, whole
@@ -57,13 +55,8 @@ _SETTLE_BACKOFF = Backoff(initial=0.1, multiplier=2.0, max_delay=2.0)
 _SETTLE_ATTEMPTS = 8
 
 
-@attrs.define
-class _Work:
-    delivery: Delivery
-    started: float
-
-
-_Result = tuple[_Work, Settlement]
+#: What a lane gives back: a delivery and its settlement.
+_Result = tuple[Delivery, Settlement]
 
 
 def _check_arguments(
@@ -352,19 +345,25 @@ class Listener:
 
     def _loop(self, consumer: Consumer) -> None:
         self._lanes = self._start_lanes()
-        in_flight: dict[int, _Work] = {}
+        in_flight: dict[int, Delivery] = {}
         consumer.bind_settler(functools.partial(self._settle_for, consumer, in_flight))
         lease = consumer.lease_seconds
         next_extend = time.monotonic() + (lease / 3 if lease else 1e18)
         reconnect = Retrier(_RECEIVE_BACKOFF, self._stop)
         rr = 0
+        flushed = False
         try:
             while not self._stop.is_set():
-                self._settle(consumer, in_flight, block=len(in_flight) >= self.max_in_flight)
+                full = len(in_flight) >= self.max_in_flight
+                if full and not flushed and self._table.has_batches:
+                    self._lanes.flush()  # nothing more can come until something is settled: run what is held
+                    flushed = True
+                self._settle(consumer, in_flight, block=full)
                 free = self.max_in_flight - len(in_flight)
                 if free <= 0:
                     self._with_reconnect(consumer.keep_alive)
                     continue
+                flushed = False
                 # With work in flight, come back soon to settle it: acks wait for the next turn of this loop.
                 wait = min(self.poll_interval, _SETTLE_INTERVAL) if in_flight else self.poll_interval
                 try:
@@ -379,10 +378,9 @@ class Listener:
                 now = time.monotonic()
                 # One hand-over per lane and receive, not per message: waking a lane thread costs more than
                 # handling a small message.
-                batches: dict[int, list[_Work]] = {}
+                batches: dict[int, list[Delivery]] = {}
                 for d in got:
-                    work = _Work(d, now)
-                    in_flight[id(work)] = work
+                    in_flight[id(d)] = d
                     key = d.ordering_key
                     if key is None:
                         lane = rr % self.concurrency
@@ -391,18 +389,18 @@ class Listener:
                         lane = zlib.crc32(key.encode()) % self.concurrency
                     batch = batches.get(lane)
                     if batch is None:
-                        batches[lane] = [work]
+                        batches[lane] = [d]
                     else:
-                        batch.append(work)
-                for lane, works in batches.items():
-                    self._lanes.put(lane, works)
+                        batch.append(d)
+                for lane, deliveries in batches.items():
+                    self._lanes.put(lane, deliveries)
                 if lease and now >= next_extend:
-                    consumer.extend([w.delivery for w in in_flight.values()], lease)
+                    consumer.extend(list(in_flight.values()), lease)
                     next_extend = now + lease / 3
         finally:
             self._drain(consumer, in_flight)
 
-    def _drain(self, consumer: Consumer, in_flight: dict[int, _Work]) -> None:
+    def _drain(self, consumer: Consumer, in_flight: dict[int, Delivery]) -> None:
         deadline = time.monotonic() + self.drain_timeout
         self._lanes.stop()
         while in_flight and time.monotonic() < deadline:
@@ -412,20 +410,20 @@ class Listener:
         self._settle(consumer, in_flight, block=False)
         if in_flight:
             log.warning("listener %s: %d messages unfinished after drain; released", self.group, len(in_flight))
-            leftovers = [w.delivery for w in in_flight.values()]
-            for w in in_flight.values():
-                self._released(w.delivery)
+            leftovers = list(in_flight.values())
+            for d in leftovers:
+                self._released(d)
             in_flight.clear()
             try:
                 consumer.release(leftovers)
             except ConnectionLost:
                 log.warning("listener %s: could not release on close; they come back after their lease", self.group)
 
-    def _settle_for(self, consumer: Consumer, in_flight: dict[int, _Work]) -> None:
+    def _settle_for(self, consumer: Consumer, in_flight: dict[int, Delivery]) -> None:
         """Settle the handlers' results, waiting briefly for one (called by the consumer, from within receive)."""
         self._settle(consumer, in_flight, block=bool(in_flight))
 
-    def _settle(self, consumer: Consumer, in_flight: dict[int, _Work], *, block: bool) -> None:
+    def _settle(self, consumer: Consumer, in_flight: dict[int, Delivery], *, block: bool) -> None:
         items: list[_Result] = []
         try:
             if block:
@@ -439,17 +437,17 @@ class Listener:
         if not items:
             return
         acks, releases = [], []
-        for work, settlement in items:
-            in_flight.pop(id(work), None)
+        for d, settlement in items:
+            in_flight.pop(id(d), None)
             if settlement.action is Settle.ACK:
-                acks.append(work.delivery)
+                acks.append(d)
             elif settlement.action is Settle.RELEASE:
-                releases.append(work.delivery)
-                self._released(work.delivery)
+                releases.append(d)
+                self._released(d)
             else:
                 letter = settlement.letter
                 assert letter is not None
-                self._with_reconnect(functools.partial(consumer.dead_letter, work.delivery, letter))
+                self._with_reconnect(functools.partial(consumer.dead_letter, d, letter))
                 self._observers.dead_lettered(letter)
         if acks:
             self._with_reconnect(lambda: consumer.ack(acks))
