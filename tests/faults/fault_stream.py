@@ -60,8 +60,10 @@ class Stream:
     def record(self, member: str) -> Path:
         return self.tmp / f"{member}.ids"
 
-    def consumer(self, member: str) -> None:
-        args = [sys.executable, str(PROCS / "consume.py"), self.bus, self.state, self.group, str(self.record(member))]
+    def consumer(self, member: str, mode: str = "one") -> None:
+        """Start a consumer process; ``mode`` ``batch`` handles with a batch handler."""
+        record = str(self.record(member))
+        args = [sys.executable, str(PROCS / "consume.py"), self.bus, self.state, self.group, record, mode]
         self.members[member] = subprocess.Popen(args)
         wait_until(lambda: Path(f"{self.record(member)}.ready").exists(), 120, f"consumer {member} to join")
 

@@ -59,18 +59,19 @@ def test_broker_restarted_twice_during_a_stream(stream: Stream, table: list[Row]
     assert (row.lost, row.twice) == (0, 0)
 
 
-def test_a_consumer_killed_mid_stream_and_restarted(stream: Stream, table: list[Row]) -> None:
-    scenario = "consumer SIGKILLed mid-stream, restarted"
+@pytest.mark.parametrize("mode", ["one", "batch"])
+def test_a_consumer_killed_mid_stream_and_restarted(stream: Stream, table: list[Row], mode: str) -> None:
+    scenario = "consumer SIGKILLed mid-stream, restarted" + (" (batch handlers)" if mode == "batch" else "")
     if STORE:
         pytest.skip("run by the broker environments")
-    stream.consumer("c1")
-    stream.consumer("c2")
+    stream.consumer("c1", mode)
+    stream.consumer("c2", mode)
     stream.emit(COUNT, RATE)
     wait_until(lambda: len(stream.effects()) >= COUNT // 4, WAIT, "a quarter of the stream", interval=0.2)
     stream.members["c2"].send_signal(signal.SIGKILL)
     stream.members["c2"].wait(30)
     wait_until(lambda: len(stream.effects()) >= COUNT // 2, WAIT, "half of the stream", interval=0.2)
-    stream.consumer("c2-again")
+    stream.consumer("c2-again", mode)
     result = stream.emitted()
     assert result["error"] is None, result
     stream.wait_applied(COUNT)
