@@ -11,11 +11,12 @@ import pluggy
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pubsubkit.api import Broker, open_broker
+from pubsubkit.api import Broker, open_broker, open_store
 from pubsubkit.batch import BatchHandler
 from pubsubkit.listener import Handler, Listener
 from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.retry import RetryPolicy
+from pubsubkit.store import Store
 from pubsubkit.testing.helpers import DEFAULT_TIMEOUT, EventKit, HookRecorder, ServerControl, Sizes, unique_name
 from pubsubkit.testing.plugin import SIZE_ENV
 
@@ -117,6 +118,13 @@ class MessagingFixtures(CommonFixtures):
     def store_url(self) -> str:
         """The store of the inbox case; any store will do, so the default is an in-process one."""
         return f"memory://{unique_name('inbox')}"
+
+    @pytest.fixture
+    def store(self, store_url: str, pm: pluggy.PluginManager, kit: EventKit) -> Iterator[Store]:
+        """The store of the inbox cases, opened on ``store_url``."""
+        s = open_store(store_url, pm=pm, codec=kit.codec)
+        yield s
+        s.close()
 
     @pytest.fixture
     def server_control(self) -> ServerControl:

@@ -5,15 +5,13 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
-import pluggy
-import pytest
 from prometheus_client import CollectorRegistry
 
-from pubsubkit.api import Broker, open_store
+from pubsubkit.api import Broker
 from pubsubkit.envelope import Envelope, new_id
 from pubsubkit.errors import FatalError
 from pubsubkit.listener import Message
@@ -64,12 +62,6 @@ def stored_letters(broker: Broker, group: str, count: int) -> list[DeadLetter]:
 
 
 class FailureCases(MessagingFixtures):
-    @pytest.fixture
-    def store(self, store_url: str, pm: pluggy.PluginManager, kit: EventKit) -> Iterator[Store]:
-        s = open_store(store_url, pm=pm, codec=kit.codec)
-        yield s
-        s.close()
-
     def test_04_redelivery_on_failure(
         self, broker: Broker, kit: EventKit, listeners: Listeners, recorder: HookRecorder, sizes: Sizes
     ) -> None:

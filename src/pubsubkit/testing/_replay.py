@@ -6,14 +6,10 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pluggy
-import pytest
-
-from pubsubkit.api import Broker, open_store
+from pubsubkit.api import Broker
 from pubsubkit.envelope import new_id
 from pubsubkit.errors import ConfigError
 from pubsubkit.listener import Listener, Message
@@ -43,12 +39,6 @@ def _ids(got: Collector) -> list[str]:
 
 
 class ReplayCases(MessagingFixtures):
-    @pytest.fixture
-    def replay_store(self, store_url: str, pm: pluggy.PluginManager, kit: EventKit) -> Iterator[Store]:
-        s = open_store(store_url, pm=pm, codec=kit.codec)
-        yield s
-        s.close()
-
     def _consume_all(
         self, broker: Broker, listeners: Listeners, group: str, ping: type[Any], ids: list[str], **options: Any
     ) -> tuple[Listener, Collector]:
@@ -110,9 +100,7 @@ class ReplayCases(MessagingFixtures):
         listeners.close(listener)
         assert not set(_ids(again)) & {e.id for e in before}, "moved back to a time, it got messages from before"
 
-    def test_30_seam(
-        self, broker: Broker, kit: EventKit, listeners: Listeners, replay_store: Store, sizes: Sizes
-    ) -> None:
+    def test_30_seam(self, broker: Broker, kit: EventKit, listeners: Listeners, store: Store, sizes: Sizes) -> None:
         """While a new group reads the history, more is published: every message is handled, and with an inbox
         none has two effects (where history and new messages meet, a broker may deliver one twice)."""
         require(broker, "replay", "without a log there is no history to read")
@@ -120,7 +108,7 @@ class ReplayCases(MessagingFixtures):
         group = kit.name("g")
         emitter = broker.emitter()
         history = emit_in_chunks(emitter, [(ping(n=i), None) for i in range(sizes.seam_history)])
-        effects = replay_store.collection(kit.name("effects"), Effect, indexes=["message_id"])
+        effects = store.collection(kit.name("effects"), Effect, indexes=["message_id"])
         applied: collections.Counter[str] = collections.Counter()
         lock = threading.Lock()
 
@@ -145,7 +133,7 @@ class ReplayCases(MessagingFixtures):
         got = Collector(effect=apply)
         publisher = threading.Thread(target=publish)
         publisher.start()
-        listeners.start(broker, group, [(ping, got)], store=replay_store)
+        listeners.start(broker, group, [(ping, got)], store=store)
         publisher.join(DEFAULT_TIMEOUT * 4)
         assert not failed, f"publishing failed: {failed[0]!r}"
         every = [e.id for e in history] + published
