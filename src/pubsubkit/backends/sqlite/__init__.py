@@ -8,7 +8,8 @@ JSON documents with expression indexes on the queried fields; a unit of work is 
 documents, the outbox entries and the inbox records.
 
 Options (keyword arguments or URL query): ``lease`` (seconds a consumer holds a message, default 30),
-``poll`` (seconds between looks for messages from other processes, default 0.01), ``synchronous``
+``poll`` (seconds between looks for messages from other processes while idle, default 0.01; every
+millisecond while messages flow), ``synchronous``
 (``NORMAL`` default: a committed message survives a process crash; ``FULL``: also a power cut); an unknown
 option is a :class:`~pubsubkit.errors.ConfigError`.
 

@@ -15,7 +15,12 @@ from pubsubkit.envelope import Envelope, new_id, utcnow
 from pubsubkit.errors import Closed, ConnectionLost
 from pubsubkit.transport import Consumer, DeadLetter, Delivery
 
-__all__ = ["SqliteConsumer"]
+__all__ = ["BUSY_POLL", "BUSY_SECONDS", "SqliteConsumer"]
+
+#: Seconds between looks for messages of other processes while messages flow (the ``poll`` option when idle).
+BUSY_POLL = 0.001
+#: How long after the last message received the consumer counts as busy, in seconds.
+BUSY_SECONDS = 2.0
 
 
 class SqliteConsumer(Consumer):
@@ -31,6 +36,7 @@ class SqliteConsumer(Consumer):
         self.owner = new_id()
         self.lease_seconds: float = lease
         self._closed = False
+        self._busy_until = 0.0
         with self.db.tx() as c:
             # A new group starts before the first message kept, or (without history) after the last one so far.
             start = "0" if history else "(SELECT COALESCE(MAX(seq), 0) FROM pk_messages)"
@@ -91,11 +97,33 @@ class SqliteConsumer(Consumer):
                 got = self._take(max_messages)
             except sqlite3.Error as exc:
                 raise ConnectionLost(f"sqlite broker {self.db.path}: {exc}") from exc
-            remaining = deadline - time.monotonic()
-            if got or remaining <= 0:
+            now = time.monotonic()
+            if got:
+                self._busy_until = now + BUSY_SECONDS
                 return got
-            with self.waker:
-                self.waker.wait(min(remaining, self.poll))
+            if now >= deadline:
+                return got
+            self._wait_for_change(deadline)
+
+    def _wait_for_change(self, deadline: float) -> None:
+        """Until something may have been published: by this process (the waker), by another process (a commit
+        of another connection changes ``PRAGMA data_version``, a cheap read that takes no lock), or the
+        deadline. While messages flow it looks every :data:`BUSY_POLL` seconds, else every ``poll``."""
+        conn = self.db.conn()
+        try:
+            (version,) = conn.execute("PRAGMA data_version").fetchone()
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                tick = BUSY_POLL if now < self._busy_until else self.poll
+                with self.waker:
+                    if self.waker.wait(min(deadline - now, max(tick, 1e-4))):
+                        return
+                if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                    return
+        except sqlite3.Error as exc:
+            raise ConnectionLost(f"sqlite broker {self.db.path}: {exc}") from exc
 
     def _settle(self, c: sqlite3.Connection, seqs: Sequence[int]) -> None:
         g = self.group

@@ -30,7 +30,8 @@ class SqliteOptions:
 
     :ivar path: the database file, as the URL gives it (relative to the working directory unless absolute).
     :ivar lease: seconds a consumer holds a message before it is handed to another.
-    :ivar poll: seconds between looks for messages published by other processes.
+    :ivar poll: seconds between looks for messages published by other processes while the consumer is idle
+        (while messages flow it looks every millisecond).
     :ivar synchronous: SQLite's ``synchronous`` pragma: ``NORMAL`` (a committed message survives a process crash)
         or ``FULL`` (also a power cut); ``OFF`` and ``EXTRA`` are accepted too.
     :ivar retention: seconds after which the broker deletes messages every group has settled (checked at most
