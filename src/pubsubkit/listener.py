@@ -352,9 +352,10 @@ class Listener:
         reconnect = Retrier(_RECEIVE_BACKOFF, self._stop)
         rr = 0
         flushed = False
+        window = min(self.max_in_flight, consumer.window or self.max_in_flight)
         try:
             while not self._stop.is_set():
-                full = len(in_flight) >= self.max_in_flight
+                full = len(in_flight) >= window
                 if full and not flushed and self._table.has_batches:
                     self._lanes.flush()  # nothing more can come until something is settled: run what is held
                     flushed = True
@@ -363,7 +364,6 @@ class Listener:
                 if free <= 0:
                     self._with_reconnect(consumer.keep_alive)
                     continue
-                flushed = False
                 # With work in flight, come back soon to settle it: acks wait for the next turn of this loop.
                 wait = min(self.poll_interval, _SETTLE_INTERVAL) if in_flight else self.poll_interval
                 try:
@@ -374,6 +374,7 @@ class Listener:
                     continue
                 reconnect.reset()
                 if got:
+                    flushed = False  # more came: a full window again runs what the lanes hold then
                     self._observers.received([d.envelope for d in got if d.envelope is not None], self.group)
                 now = time.monotonic()
                 # One hand-over per lane and receive, not per message: waking a lane thread costs more than

@@ -118,9 +118,13 @@ class Consumer(abc.ABC):
     :cvar lease_seconds: how long a delivery stays this consumer's without :meth:`extend` (a visibility
         timeout); the listener extends the deliveries in flight every third of it. ``None``: no lease, a
         delivery is the consumer's until settled.
+    :cvar window: the most unsettled deliveries the broker hands this consumer at a time (RabbitMQ's prefetch);
+        ``None``: only the listener's ``max_in_flight`` limits them. A listener whose window is full runs the
+        batches its lanes hold rather than wait their ``max_wait`` for messages that cannot come.
     """
 
     lease_seconds: float | None = None
+    window: int | None = None
 
     @abc.abstractmethod
     def receive(self, max_messages: int, timeout: float) -> list[Delivery]:

@@ -64,6 +64,7 @@ class RabbitConsumer(Consumer):
     ) -> None:
         self.publisher = publisher
         self.history = history
+        self.window = settings.prefetch
         self._catch: CatchUp | None = None
         self._archive_ch: Any = None  # the channel reading the archive, while catching up
         self._bindings: Bindings | None = None
