@@ -92,6 +92,35 @@ class Counter:
         return self.reached
 
 
+#: The largest batch of the batch-handler consume.
+BATCH_MAX = 500
+
+
+class BatchCounter:
+    """A batch handler that counts; waits for a gate first. The clock runs from the start of the first batch
+    (after the gate) to the end of the last."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.gate = threading.Event()
+        self.done = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, events: list[Any], batch: Any) -> None:
+        self.gate.wait()
+        with self._lock:
+            now = time.perf_counter()
+            if not self.first:
+                self.first = now
+            self.count += sum(1 for e in events if isinstance(e, Ticket))
+            self.last = now
+            if self.count >= self.n:
+                self.done.set()
+
+
 def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_of: int | None = None) -> list[Row]:
     """Join a fresh group, emit ``n`` events, then consume them with ack-after-handler; rows for both.
 
@@ -108,6 +137,16 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_o
         listener.start()
         if not listener.wait_ready(timeout):
             raise TimeoutError("the listener did not join its group")
+        # A second group handles the same events with a batch handler, once the first has consumed them.
+        batches = None if rounds_of else BatchCounter(n)
+        if batches is not None:
+            batch_listener = broker.listener(
+                run_name("batch"), poll_interval=0.05, max_in_flight=BATCH_MAX * 2, batch_size=BATCH_MAX, concurrency=2
+            )
+            batch_listener.add_batch_handler([Ticket], batches, max_size=BATCH_MAX, max_wait=0.05)
+            batch_listener.start()
+            if not batch_listener.wait_ready(timeout):
+                raise TimeoutError("the batch listener did not join its group")
         broker.emitter().emit(WarmUp())  # the producer's start is not throughput: the raw clients warm up too
         emit_s = consume_s = 0.0
         deadline = time.monotonic() + timeout
@@ -128,6 +167,14 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_o
         if counter.count < n:
             raise TimeoutError(f"consumed {counter.count} of {n} in {timeout:.0f} s")
         rows.append(rate_row(SCENARIO, backend, "pubsubkit", "consume ack-after", counter.count, consume_s))
+        if batches is not None:
+            batches.gate.set()
+            batches.done.wait(timeout)
+            batch_listener.close()
+            if batches.count < n:
+                raise TimeoutError(f"batch handler consumed {batches.count} of {n} in {timeout:.0f} s")
+            seconds = batches.last - batches.first
+            rows.append(rate_row(SCENARIO, backend, "pubsubkit", f"consume batch handler {BATCH_MAX}", n, seconds))
         one = max(50, n // 20)
         rows.append(
             rate_row(SCENARIO, backend, "pubsubkit", "emit one confirmed", one, pubsubkit_emit_one(broker, one))
@@ -150,6 +197,7 @@ def pubsubkit_rows(backend: str, url: str | None, reason: str | None, n: int, ti
             for case in (
                 f"emit batch {BATCH} confirmed",
                 "consume ack-after",
+                f"consume batch handler {BATCH_MAX}",
                 "emit one confirmed",
                 "emit all in one call confirmed",
             )

@@ -6,12 +6,13 @@ import multiprocessing
 import statistics
 import tempfile
 import time
+import uuid
 from multiprocessing.connection import Connection
 from pathlib import Path
 
 import pubsubkit
 from bench.brokers import Counter, pubsubkit_emit, pubsubkit_roundtrip
-from bench.common import Row, Target, Ticket, guarded, progress, rate_row, run_name, sqlite_url, ticket
+from bench.common import Row, Target, Ticket, find, guarded, progress, rate_row, run_name, sqlite_url, ticket
 
 CODEC_TARGET_US = 10.0
 
@@ -96,6 +97,55 @@ def sqlite_two_processes(path: Path, n: int, timeout: float) -> list[Row]:
     ]
 
 
+def sqlite_raw(path: Path, n: int, batch: int = 100) -> list[Row]:
+    """A raw ``sqlite3`` loop on the same rows with the same durability as pubsubkit's SQLite bus: WAL,
+    ``synchronous=NORMAL``, the message row of the log (id, name, key, time, headers, payload) inserted in
+    transactions of ``batch``; then read back in order ``batch`` at a time, each read's rows handled (decoded
+    into the event) and the group's offset moved past them in one transaction."""
+    import sqlite3
+
+    from bench.handwritten import from_wire, now_text, to_wire
+
+    c = sqlite3.connect(path, isolation_level=None)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute("PRAGMA synchronous=NORMAL")
+    c.executescript(
+        "CREATE TABLE log(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, name TEXT NOT NULL, key TEXT,"
+        " occurred_at TEXT NOT NULL, headers BLOB NOT NULL, payload BLOB NOT NULL);"
+        "CREATE TABLE offsets(grp TEXT PRIMARY KEY, committed INTEGER NOT NULL);"
+        "INSERT INTO offsets VALUES ('g', 0);"
+    )
+    events = [ticket(i) for i in range(n)]
+    start = time.perf_counter()
+    for i in range(0, n, batch):
+        rows = [
+            (str(uuid.uuid4()), "benchTicket", f"k{j % 100}", now_text(), b"{}", to_wire(events[j]))
+            for j in range(i, min(n, i + batch))
+        ]
+        c.execute("BEGIN IMMEDIATE")
+        c.executemany("INSERT INTO log(id, name, key, occurred_at, headers, payload) VALUES (?,?,?,?,?,?)", rows)
+        c.execute("COMMIT")
+    emit_s = time.perf_counter() - start
+    got = 0
+    start = time.perf_counter()
+    while got < n:
+        (committed,) = c.execute("SELECT committed FROM offsets WHERE grp = 'g'").fetchone()
+        read = c.execute("SELECT seq, payload FROM log WHERE seq > ? ORDER BY seq LIMIT ?", (committed, batch))
+        rows = read.fetchall()
+        for _, data in rows:
+            from_wire(data)
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("UPDATE offsets SET committed = ? WHERE grp = 'g'", (rows[-1][0],))
+        c.execute("COMMIT")
+        got += len(rows)
+    consume_s = time.perf_counter() - start
+    c.close()
+    return [
+        rate_row("sqlite", "sqlite", "raw", f"sqlite3 insert, commit per {batch}", n, emit_s),
+        rate_row("sqlite", "sqlite", "raw", f"sqlite3 read + decode, commit offset per {batch}", n, consume_s),
+    ]
+
+
 def sqlite(n: int, timeout: float) -> tuple[list[Row], list[Target]]:
     """The embedded bus: emit then consume in one process, then producer and consumer in two processes."""
     with tempfile.TemporaryDirectory(prefix="bench-sqlite-") as tmp:
@@ -115,6 +165,34 @@ def sqlite(n: int, timeout: float) -> tuple[list[Row], list[Target]]:
             "2 processes",
             lambda: sqlite_two_processes(Path(tmp) / "two.db", n, timeout),
         )
+        progress(f"sqlite: raw sqlite3 loop, {n} rows")
+        rows += guarded("sqlite", "sqlite", "raw", "loop", lambda: sqlite_raw(Path(tmp) / "raw.db", n))
     for r in rows:
         r.scenario = "sqlite"
-    return rows, []
+    return rows, sqlite_targets(rows)
+
+
+def sqlite_targets(rows: list[Row]) -> list[Target]:
+    """Emit and consume at least 0.5x the raw sqlite3 loop, in one process."""
+    raw_emit = find(rows, "sqlite", "raw", "sqlite3 insert, commit per 100")
+    raw_consume = find(rows, "sqlite", "raw", "sqlite3 read + decode, commit offset per 100")
+    return [
+        Target(
+            "sqlite: emit vs raw sqlite3 loop",
+            find(rows, "sqlite", "pubsubkit", "emit batch 100 confirmed"),
+            raw_emit,
+            0.5,
+        ),
+        Target(
+            "sqlite: consume vs raw sqlite3 loop",
+            find(rows, "sqlite", "pubsubkit", "consume ack-after"),
+            raw_consume,
+            0.5,
+        ),
+        Target(
+            "sqlite: batch handler consume vs raw sqlite3 loop",
+            find(rows, "sqlite", "pubsubkit", "consume batch handler 500"),
+            raw_consume,
+            0.5,
+        ),
+    ]

@@ -17,8 +17,15 @@ DOC = ROOT / "docs" / "benchmarks.md"
 PLOT = ROOT / "docs" / "img" / "throughput.png"
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 ORDER = ("codec", "sqlite", "kafka", "rabbitmq", "sqs", "http", "latency", "rss")
-CLIENTS = ("pubsubkit", "raw", "faststream", "kombu")
-COLORS = {"pubsubkit": "#1f77b4", "raw": "#ff7f0e", "faststream": "#2ca02c", "kombu": "#d62728"}
+CLIENTS = ("pubsubkit", "hand-written", "raw", "faststream", "kombu")
+COLORS = {
+    "pubsubkit": "#1f77b4",
+    "hand-written": "#9467bd",
+    "raw": "#ff7f0e",
+    "faststream": "#2ca02c",
+    "kombu": "#d62728",
+}
+LABELS = {"raw": "raw client (bytes)", "hand-written": "hand-written service"}
 VERSIONS = ("pubsubkit", "confluent-kafka", "pika", "boto3", "faststream", "kombu", "aio-pika", "falcon", "gunicorn")
 
 
@@ -86,15 +93,15 @@ def plot(docs: list[dict[str, Any]], path: Path = PLOT) -> Path:
     rows = [r for d in docs if d["scenario"] in ("sqlite", "kafka", "rabbitmq", "sqs") for r in _rows(d)]
     groups = [(b, op) for b in ("sqlite", "kafka", "rabbitmq", "sqs") for op in ("emit", "consume")]
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.2
+    width = 0.16
     for k, client in enumerate(CLIENTS):
         xs, ys = [], []
         for g, (backend, op) in enumerate(groups):
             v = best(rows, backend, client, op)
             if v:
-                xs.append(g + (k - 1.5) * width)
+                xs.append(g + (k - (len(CLIENTS) - 1) / 2) * width)
                 ys.append(v)
-        ax.bar(xs, ys, width, label=client if client != "raw" else "raw client", color=COLORS[client])
+        ax.bar(xs, ys, width, label=LABELS.get(client, client), color=COLORS[client])
     ax.set_yscale("log")
     ax.set_xticks(range(len(groups)), [f"{b}\n{op}" for b, op in groups])
     ax.set_ylabel("messages per second (log)")
