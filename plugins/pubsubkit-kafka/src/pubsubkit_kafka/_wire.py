@@ -29,6 +29,7 @@ __all__ = [
     "encode_value",
     "letter_headers",
     "message_headers",
+    "records",
 ]
 
 #: (value, key, headers, timestamp in ms) of one message to produce.
@@ -68,6 +69,22 @@ def message_headers(envelope: Envelope) -> list[tuple[str, str | bytes | None]]:
     return out
 
 
+def records(envelopes: Sequence[Envelope]) -> list[Record]:
+    """The records of ``envelopes``, as :func:`encode_value` and :func:`message_headers` make them; the time of
+    envelopes made together (one object) is formatted once."""
+    out: list[Record] = []
+    last: datetime | None = None
+    text, ms = "", 0
+    for e in envelopes:
+        at = e.occurred_at
+        if at is not last:
+            last, text, ms = at, at.isoformat(), int(at.timestamp() * 1000)
+        headers: list[tuple[str, str | bytes | None]] = [(ID_HEADER, e.id), (TIME_HEADER, text)]
+        headers.extend(e.headers.items())
+        out.append((encode_value(e), e.key, headers, ms))
+    return out
+
+
 def letter_headers(letter: DeadLetter, letter_id: str, dead_at: datetime) -> list[tuple[str, str | bytes | None]]:
     """Headers saying why a message was dead-lettered."""
     fields = {
@@ -88,6 +105,8 @@ def derived_id(topic: str, partition: int, offset: int) -> str:
 
 
 _names: dict[bytes, str] = {}
+#: The last ``pubsubkit-time`` header parsed, and its datetime: the records of one batch share their time.
+_last_time: tuple[str, datetime] = ("", datetime.min)
 
 
 def _split_value(value: bytes) -> tuple[str, bytes] | None:
@@ -138,6 +157,7 @@ def decode(
     revoked: threading.Event | None = None,
 ) -> Delivery:
     """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
+    global _last_time
     raw = value or b""
     try:
         message_id: str | None = None
@@ -154,7 +174,10 @@ def decode(
         parsed = _split_value(raw) if message_id is not None else None
         event_name, payload = parsed if parsed is not None else _parse_value(raw)
         if occurred is not None:
-            at = datetime.fromisoformat(occurred)
+            text, at = _last_time
+            if occurred != text:
+                at = datetime.fromisoformat(occurred)
+                _last_time = (occurred, at)
         else:
             at = datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
         envelope = Envelope(
