@@ -18,7 +18,9 @@ __all__ = [
     "header_stamps",
     "new_id",
     "new_ids",
+    "parse_time",
     "remove_header_stamp",
+    "time_fields",
     "utcnow",
 ]
 
@@ -149,6 +151,33 @@ def new_ids(count: int) -> list[str]:
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+#: The time :func:`time_fields` formatted last, and the time :func:`parse_time` parsed last, with their results:
+#: the envelopes made together share one time object, and a batch received shares its time text.
+_formatted: tuple[datetime | None, str, float] = (None, "", 0.0)
+_parsed: tuple[str, datetime | None] = ("", None)
+
+
+def time_fields(at: datetime) -> tuple[str, float]:
+    """``(at.isoformat(), at.timestamp())``, the wire forms of an envelope's time, computed once for envelopes
+    that share their time object (those of one ``emit_many``)."""
+    global _formatted
+    last, text, ts = _formatted
+    if at is not last:
+        text, ts = at.isoformat(), at.timestamp()
+        _formatted = (at, text, ts)
+    return text, ts
+
+
+def parse_time(text: str) -> datetime:
+    """``datetime.fromisoformat(text)``, parsed once for the messages of a batch that carry the same text."""
+    global _parsed
+    last, at = _parsed
+    if text != last or at is None:
+        at = datetime.fromisoformat(text)
+        _parsed = (text, at)
+    return at
 
 
 @attrs.frozen(slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from pubsubkit.envelope import Envelope
+from pubsubkit.envelope import Envelope, parse_time, time_fields
 from pubsubkit.transport import DeadLetter, Delivery
 
 __all__ = [
@@ -63,7 +63,7 @@ def message_headers(envelope: Envelope) -> list[tuple[str, str | bytes | None]]:
     UTF-8)."""
     out: list[tuple[str, str | bytes | None]] = [
         (ID_HEADER, envelope.id),
-        (TIME_HEADER, envelope.occurred_at.isoformat()),
+        (TIME_HEADER, time_fields(envelope.occurred_at)[0]),
     ]
     out.extend(envelope.headers.items())
     return out
@@ -73,15 +73,11 @@ def records(envelopes: Sequence[Envelope]) -> list[Record]:
     """The records of ``envelopes``, as :func:`encode_value` and :func:`message_headers` make them; the time of
     envelopes made together (one object) is formatted once."""
     out: list[Record] = []
-    last: datetime | None = None
-    text, ms = "", 0
     for e in envelopes:
-        at = e.occurred_at
-        if at is not last:
-            last, text, ms = at, at.isoformat(), int(at.timestamp() * 1000)
+        text, ts = time_fields(e.occurred_at)
         headers: list[tuple[str, str | bytes | None]] = [(ID_HEADER, e.id), (TIME_HEADER, text)]
         headers.extend(e.headers.items())
-        out.append((encode_value(e), e.key, headers, ms))
+        out.append((encode_value(e), e.key, headers, int(ts * 1000)))
     return out
 
 
@@ -105,8 +101,6 @@ def derived_id(topic: str, partition: int, offset: int) -> str:
 
 
 _names: dict[bytes, str] = {}
-#: The last ``pubsubkit-time`` header parsed, and its datetime: the records of one batch share their time.
-_last_time: tuple[str, datetime] = ("", datetime.min)
 
 
 def _split_value(value: bytes) -> tuple[str, bytes] | None:
@@ -157,7 +151,6 @@ def decode(
     revoked: threading.Event | None = None,
 ) -> Delivery:
     """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
-    global _last_time
     raw = value or b""
     try:
         message_id: str | None = None
@@ -173,13 +166,7 @@ def decode(
                 own[name] = text
         parsed = _split_value(raw) if message_id is not None else None
         event_name, payload = parsed if parsed is not None else _parse_value(raw)
-        if occurred is not None:
-            text, at = _last_time
-            if occurred != text:
-                at = datetime.fromisoformat(occurred)
-                _last_time = (occurred, at)
-        else:
-            at = datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
+        at = parse_time(occurred) if occurred is not None else datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
         envelope = Envelope(
             id=message_id or derived_id(topic, partition, offset),
             name=event_name,
