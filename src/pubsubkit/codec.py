@@ -21,7 +21,7 @@ from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
 from pubsubkit.envelope import Envelope, Header, _stamps, new_id, new_ids, utcnow
 from pubsubkit.errors import DecodeError
-from pubsubkit.events import WIRE_NAME, EventRegistry, UnknownEvent, registry
+from pubsubkit.events import WIRE_NAME, EventRegistry, EventType, UnknownEvent, registry
 
 __all__ = [
     "Codec",
@@ -141,6 +141,16 @@ class Codec:
             return UnknownEvent(name=name, payload=data)
         if not isinstance(data, dict):
             raise DecodeError(f"{name}: payload must be a JSON object, got {type(data).__name__}")
+        if version != et.version:
+            data = self._upcast(et, name, data, version)
+        try:
+            return self.converter.structure(data, et.cls)
+        except (ClassValidationError, ValueError, TypeError, KeyError) as exc:
+            raise DecodeError(f"{name}: {_describe(exc)}") from exc
+
+    @staticmethod
+    def _upcast(et: EventType, name: str, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """``data`` of schema ``version`` lifted to ``et``'s version by its upcasters, oldest first."""
         if version > et.version:
             raise DecodeError(f"{name}: schema version {version} is newer than this code knows ({et.version})")
         for v in range(version, et.version):
@@ -148,7 +158,7 @@ class Codec:
             if up is None:
                 raise DecodeError(f"{name}: no upcaster from schema version {v} to {v + 1}")
             data = up(data)
-        return self.structure(data, et.cls, name)
+        return data
 
     def structure(self, data: Any, cls: type[T], what: str = "") -> T:
         """``data`` (plain JSON values) as an instance of ``cls``; DecodeError naming ``what`` and the field."""

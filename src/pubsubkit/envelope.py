@@ -216,8 +216,11 @@ class Envelope:
     @property
     def schema_version(self) -> int:
         """The schema version of the payload (header ``schema-version``, 1 when absent)."""
+        text = self.headers.get(Header.SCHEMA_VERSION)
+        if text is None:
+            return 1
         try:
-            return int(self.headers.get(Header.SCHEMA_VERSION, "1"))
+            return int(text)
         except ValueError:
             return 1
 
