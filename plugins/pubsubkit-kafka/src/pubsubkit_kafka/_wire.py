@@ -153,29 +153,23 @@ def decode(
     """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
     raw = value or b""
     try:
-        message_id: str | None = None
-        occurred: str | None = None
-        own: dict[str, str] = {}
-        for name, hv in headers or ():
-            text = hv.decode() if isinstance(hv, bytes) else (hv or "")
-            if name == ID_HEADER:
-                message_id = text
-            elif name == TIME_HEADER:
-                occurred = text
-            else:
-                own[name] = text
+        # The header values are text (bytes on the wire); pubsubkit's id and time come out of them, the rest is
+        # the envelope's. A name given twice keeps its last value.
+        own = {name: hv.decode() if isinstance(hv, bytes) else (hv or "") for name, hv in headers or ()}
+        message_id = own.pop(ID_HEADER, None)
+        occurred = own.pop(TIME_HEADER, None)
         parsed = _split_value(raw) if message_id is not None else None
         event_name, payload = parsed if parsed is not None else _parse_value(raw)
         at = parse_time(occurred) if occurred is not None else datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
         envelope = Envelope(
-            id=message_id or derived_id(topic, partition, offset),
-            name=event_name,
-            payload=payload,
-            key=key.decode() if key is not None else None,
-            occurred_at=at,
-            headers=own,
+            message_id or derived_id(topic, partition, offset),
+            event_name,
+            payload,
+            key.decode() if key is not None else None,
+            at,
+            own,
         )
     except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
         error = f"undecodable Kafka record: {exc}"
         return Delivery(None, attempt=attempt, token=token, raw=raw, error=error, revoked=revoked)
-    return Delivery(envelope, attempt=attempt, token=token, revoked=revoked)
+    return Delivery(envelope, attempt, token, None, None, revoked)
