@@ -9,7 +9,8 @@ Decoding is tolerant of extra keys (a newer producer may add fields); untrusted 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
@@ -18,9 +19,9 @@ from cattrs import ClassValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
-from pubsubkit.envelope import Envelope, Header, _stamps, new_id, utcnow
+from pubsubkit.envelope import Envelope, Header, _stamps, new_id, new_ids, utcnow
 from pubsubkit.errors import DecodeError
-from pubsubkit.events import WIRE_NAME, EventRegistry, UnknownEvent, registry
+from pubsubkit.events import WIRE_NAME, EventRegistry, EventType, UnknownEvent, registry
 
 __all__ = [
     "Codec",
@@ -89,23 +90,43 @@ class Codec:
     ) -> Envelope:
         """Wrap ``event`` in a new envelope with a fresh id, the current time and the schema version header.
 
-        The one place envelopes are made (the emitter and the unit of work both call it): without a
-        correlation id in ``headers``, the event starts a conversation and is its own correlation id. The header
-        stamps of plugins (:func:`pubsubkit.plugin.add_header_stamp`) add theirs, unless ``headers`` has them.
+        The one place envelopes are made (the emitter and the unit of work both call it, or :meth:`envelopes`):
+        without a correlation id in ``headers``, the event starts a conversation and is its own correlation id.
+        The header stamps of plugins (:func:`pubsubkit.plugin.add_header_stamp`) add theirs, unless ``headers``
+        has them.
         """
         check_key(key)
-        check_headers(headers)
-        name, payload, version = self.encode(event)
-        hdrs = dict(headers) if headers else {}
-        if _stamps:
-            for stamp in _stamps:
-                for k, v in (stamp() or {}).items():
-                    hdrs.setdefault(k, v)
-        if version != 1:
-            hdrs[Header.SCHEMA_VERSION] = str(version)
-        message_id = id or new_id()
-        hdrs.setdefault(Header.CORRELATION_ID, message_id)
-        return Envelope(id=message_id, name=name, payload=payload, key=key, occurred_at=utcnow(), headers=hdrs)
+        return self._make(event, key, id or new_id(), _stamped(headers), utcnow())
+
+    def envelopes(
+        self,
+        events: Sequence[tuple[Any, str | None]],
+        headers: Mapping[str, str] | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+    ) -> list[Envelope]:
+        """New envelopes of ``events`` (each ``(event, key)``) made together, as :meth:`envelope` makes one: they
+        share ``headers``, the header stamps' headers (the stamps are called once) and their time (the clock is
+        read once); their ids (``ids``, else fresh ones) are drawn together, in order.
+        """
+        base = _stamped(headers)
+        occurred = utcnow()
+        out = []
+        for (event, key), message_id in zip(events, ids or new_ids(len(events)), strict=True):
+            check_key(key)
+            out.append(self._make(event, key, message_id, base, occurred))
+        return out
+
+    def _make(self, event: Any, key: str | None, message_id: str, base: dict[str, str], at: datetime) -> Envelope:
+        """The envelope of ``event``: ``base``'s headers (not changed), its schema version, its correlation id."""
+        et = self.registry.by_class(type(event))
+        hdrs = base.copy()
+        if et.version != 1:
+            hdrs[Header.SCHEMA_VERSION] = str(et.version)
+        if Header.CORRELATION_ID not in hdrs:
+            hdrs[Header.CORRELATION_ID] = message_id
+        payload = orjson.dumps(self.converter.unstructure(event))
+        return Envelope(message_id, et.name, payload, key, at, hdrs)
 
     def decode(self, envelope: Envelope) -> Any:
         """Return the event object of ``envelope`` (or :class:`UnknownEvent`); :class:`DecodeError` if broken."""
@@ -120,6 +141,16 @@ class Codec:
             return UnknownEvent(name=name, payload=data)
         if not isinstance(data, dict):
             raise DecodeError(f"{name}: payload must be a JSON object, got {type(data).__name__}")
+        if version != et.version:
+            data = self._upcast(et, name, data, version)
+        try:
+            return self.converter.structure(data, et.cls)
+        except (ClassValidationError, ValueError, TypeError, KeyError) as exc:
+            raise DecodeError(f"{name}: {_describe(exc)}") from exc
+
+    @staticmethod
+    def _upcast(et: EventType, name: str, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """``data`` of schema ``version`` lifted to ``et``'s version by its upcasters, oldest first."""
         if version > et.version:
             raise DecodeError(f"{name}: schema version {version} is newer than this code knows ({et.version})")
         for v in range(version, et.version):
@@ -127,7 +158,7 @@ class Codec:
             if up is None:
                 raise DecodeError(f"{name}: no upcaster from schema version {v} to {v + 1}")
             data = up(data)
-        return self.structure(data, et.cls, name)
+        return data
 
     def structure(self, data: Any, cls: type[T], what: str = "") -> T:
         """``data`` (plain JSON values) as an instance of ``cls``; DecodeError naming ``what`` and the field."""
@@ -135,6 +166,16 @@ class Codec:
             return self.converter.structure(data, cls)
         except (ClassValidationError, ValueError, TypeError, KeyError) as exc:
             raise DecodeError(f"{what or cls.__qualname__}: {_describe(exc)}") from exc
+
+
+def _stamped(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` (checked) and the headers of the stamps (:func:`pubsubkit.plugin.add_header_stamp`) they lack."""
+    check_headers(headers)
+    base = dict(headers) if headers else {}
+    for stamp in _stamps:
+        for k, v in (stamp() or {}).items():
+            base.setdefault(k, v)
+    return base
 
 
 def check_key(key: object) -> None:

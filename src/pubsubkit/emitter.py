@@ -59,14 +59,11 @@ class Emitter:
         return self.publish([self.envelope(event, key, headers)])[0]
 
     def emit_many(self, events: Iterable[Any | tuple[Any, str | None]]) -> list[Envelope]:
-        """Publish many events (each an event or ``(event, key)``) as one pipelined, confirmed batch."""
-        envs = []
-        for item in events:
-            if isinstance(item, tuple):
-                envs.append(self.envelope(item[0], item[1]))
-            else:
-                envs.append(self.envelope(item))
-        return self.publish(envs)
+        """Publish many events (each an event or ``(event, key)``) as one pipelined, confirmed batch.
+
+        Their envelopes are made together (:meth:`Codec.envelopes`): one time, ids drawn in order."""
+        pairs = [(item[0], item[1]) if isinstance(item, tuple) else (item, None) for item in events]
+        return self.publish(self.codec.envelopes(pairs, self.headers))
 
     def publish(self, envelopes: Sequence[Envelope], *, retry_for: float | None = None) -> list[Envelope]:
         """Publish ready-made envelopes, retrying within ``retry_for`` seconds (default: the emitter's; 0: try

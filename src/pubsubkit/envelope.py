@@ -11,7 +11,18 @@ from typing import Final
 
 import attrs
 
-__all__ = ["Envelope", "Header", "add_header_stamp", "header_stamps", "new_id", "remove_header_stamp", "utcnow"]
+__all__ = [
+    "Envelope",
+    "Header",
+    "add_header_stamp",
+    "header_stamps",
+    "new_id",
+    "new_ids",
+    "parse_time",
+    "remove_header_stamp",
+    "time_fields",
+    "utcnow",
+]
 
 
 class Header:
@@ -24,14 +35,17 @@ class Header:
     SCHEMA_VERSION: Final = "schema-version"
 
 
-#: Functions called each time an envelope is made (by an emitter or a unit of work), in the caller's thread and
-#: context; the headers they return are added to it unless the caller gave the same header. A tracing plugin
-#: stamps the current trace context (``traceparent``) this way. Empty unless a plugin added one.
+#: Functions called each time envelopes are made (by an emitter or a unit of work; once for the envelopes of
+#: one ``emit_many``, made together), in the caller's thread and context; the headers they return are added to
+#: them unless the caller gave the same header. A tracing plugin stamps the current trace context
+#: (``traceparent``) this way. Empty unless a plugin added one.
 _stamps: list[Callable[[], Mapping[str, str] | None]] = []
 
 
 def add_header_stamp(stamp: Callable[[], Mapping[str, str] | None]) -> None:
-    """Add headers from ``stamp()`` to every envelope made from now on, in this process (once per function)."""
+    """Add headers from ``stamp()`` to every envelope made from now on, in this process (once per function).
+
+    ``stamp`` is called once per envelope, or once for envelopes made together (:meth:`Codec.envelopes`)."""
     if stamp not in _stamps:
         _stamps.append(stamp)
 
@@ -101,9 +115,69 @@ def new_id() -> str:
     return f"{prefix}{seq:03x}-{_VARIANT[int(r[0], 16)]}{r[1:4]}-{r[4:]}"
 
 
+def new_ids(count: int) -> list[str]:
+    """``count`` new ids (see :func:`new_id`), in creation order, drawn together: one lock and one clock reading
+    for all of them (the counter orders those of one millisecond, as it does for ids drawn one by one).
+
+    The same steps as :func:`new_id`, which keeps its own copy: for one id, it is faster by a third.
+    """
+    global _last_ms, _seq, _prefix, _random, _taken
+    out = []
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        last, seq, prefix, rand, taken = _last_ms, _seq, _prefix, _random, _taken
+        for _ in range(count):
+            if ms <= last:
+                seq += 1
+                if seq > 0xFFF:  # counter exhausted: borrow the next millisecond
+                    last += 1
+                    seq = 0
+                    h = f"{last:012x}"
+                    prefix = f"{h[:8]}-{h[8:]}-7"
+            else:
+                last = ms
+                seq = 0
+                h = f"{ms:012x}"
+                prefix = f"{h[:8]}-{h[8:]}-7"
+            if taken >= len(rand):
+                rand, taken = os.urandom(2048).hex(), 0
+            r = rand[taken : taken + 16]
+            taken += 16
+            out.append(f"{prefix}{seq:03x}-{_VARIANT[int(r[0], 16)]}{r[1:4]}-{r[4:]}")
+        _last_ms, _seq, _prefix, _random, _taken = last, seq, prefix, rand, taken
+    return out
+
+
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)
+
+
+#: The time :func:`time_fields` formatted last, and the time :func:`parse_time` parsed last, with their results:
+#: the envelopes made together share one time object, and a batch received shares its time text.
+_formatted: tuple[datetime | None, str, float] = (None, "", 0.0)
+_parsed: tuple[str, datetime | None] = ("", None)
+
+
+def time_fields(at: datetime) -> tuple[str, float]:
+    """``(at.isoformat(), at.timestamp())``, the wire forms of an envelope's time, computed once for envelopes
+    that share their time object (those of one ``emit_many``)."""
+    global _formatted
+    last, text, ts = _formatted
+    if at is not last:
+        text, ts = at.isoformat(), at.timestamp()
+        _formatted = (at, text, ts)
+    return text, ts
+
+
+def parse_time(text: str) -> datetime:
+    """``datetime.fromisoformat(text)``, parsed once for the messages of a batch that carry the same text."""
+    global _parsed
+    last, at = _parsed
+    if text != last or at is None:
+        at = datetime.fromisoformat(text)
+        _parsed = (text, at)
+    return at
 
 
 @attrs.frozen(slots=True)
@@ -142,8 +216,11 @@ class Envelope:
     @property
     def schema_version(self) -> int:
         """The schema version of the payload (header ``schema-version``, 1 when absent)."""
+        text = self.headers.get(Header.SCHEMA_VERSION)
+        if text is None:
+            return 1
         try:
-            return int(self.headers.get(Header.SCHEMA_VERSION, "1"))
+            return int(text)
         except ValueError:
             return 1
 

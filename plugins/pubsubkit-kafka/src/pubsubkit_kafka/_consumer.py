@@ -63,13 +63,6 @@ class Producing(Protocol):
     def produce(self, topic: str, records: Sequence[Record]) -> None: ...
 
 
-def _headers(msg: Message) -> list[tuple[str, str | bytes | None]] | None:
-    h = msg.headers()
-    if h is None or isinstance(h, list):
-        return h
-    return list(h.items())
-
-
 class _Partition:
     """What one assignment of a partition has delivered: unsettled offsets and how often each was delivered."""
 
@@ -322,8 +315,11 @@ class KafkaConsumer(Consumer):
             st.pending[o] = attempt = st.pending[o] + 1
         else:
             return None  # still in flight, or settled: met again after a seek back
+        headers = msg.headers()
+        if headers is not None and not isinstance(headers, list):
+            headers = list(headers.items())
         ts = msg.timestamp()[1]
-        return decode(self.topic, p, o, msg.key(), msg.value(), _headers(msg), ts, attempt, (st.gen, p, o), st.revoked)
+        return decode(self.topic, p, o, msg.key(), msg.value(), headers, ts, attempt, (st.gen, p, o), st.revoked)
 
     def _on_record_error(self, err: KafkaError) -> None:
         code = err.code()

@@ -21,7 +21,7 @@ from pubsubkit.plugin import redact
 from pubsubkit.transport import Channel, Consumer, DeadLetter, Transport
 from pubsubkit_kafka._letters import find, offsets_since, read_letters, replay_marker
 from pubsubkit_kafka._options import CAPABILITIES, KafkaSettings, parse_url
-from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, Record, encode_value, message_headers
+from pubsubkit_kafka._wire import ID_HEADER, TIME_HEADER, Record, records
 
 __all__ = ["CAPABILITIES", "KafkaTransport"]
 
@@ -165,10 +165,7 @@ class KafkaTransport(Transport):
     # --- publishing --------------------------------------------------------------------------------------
 
     def publish(self, envelopes: Sequence[Envelope]) -> None:
-        records = [
-            (encode_value(e), e.key, message_headers(e), int(e.occurred_at.timestamp() * 1000)) for e in envelopes
-        ]
-        self.produce(self.topic, records)
+        self.produce(self.topic, records(envelopes))
 
     def produce(self, topic: str, records: Sequence[Record]) -> None:
         """Produce ``records`` to ``topic`` and wait for every delivery report; PublishError on any failure."""

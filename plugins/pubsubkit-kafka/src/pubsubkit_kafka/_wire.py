@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from pubsubkit.envelope import Envelope
+from pubsubkit.envelope import Envelope, parse_time, time_fields
 from pubsubkit.transport import DeadLetter, Delivery
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "encode_value",
     "letter_headers",
     "message_headers",
+    "records",
 ]
 
 #: (value, key, headers, timestamp in ms) of one message to produce.
@@ -62,9 +63,21 @@ def message_headers(envelope: Envelope) -> list[tuple[str, str | bytes | None]]:
     UTF-8)."""
     out: list[tuple[str, str | bytes | None]] = [
         (ID_HEADER, envelope.id),
-        (TIME_HEADER, envelope.occurred_at.isoformat()),
+        (TIME_HEADER, time_fields(envelope.occurred_at)[0]),
     ]
     out.extend(envelope.headers.items())
+    return out
+
+
+def records(envelopes: Sequence[Envelope]) -> list[Record]:
+    """The records of ``envelopes``, as :func:`encode_value` and :func:`message_headers` make them; the time of
+    envelopes made together (one object) is formatted once."""
+    out: list[Record] = []
+    for e in envelopes:
+        text, ts = time_fields(e.occurred_at)
+        headers: list[tuple[str, str | bytes | None]] = [(ID_HEADER, e.id), (TIME_HEADER, text)]
+        headers.extend(e.headers.items())
+        out.append((encode_value(e), e.key, headers, int(ts * 1000)))
     return out
 
 
@@ -140,32 +153,23 @@ def decode(
     """The delivery of one Kafka record; an undecodable record becomes a poison delivery with its raw bytes."""
     raw = value or b""
     try:
-        message_id: str | None = None
-        occurred: str | None = None
-        own: dict[str, str] = {}
-        for name, hv in headers or ():
-            text = hv.decode() if isinstance(hv, bytes) else (hv or "")
-            if name == ID_HEADER:
-                message_id = text
-            elif name == TIME_HEADER:
-                occurred = text
-            else:
-                own[name] = text
+        # The header values are text (bytes on the wire); pubsubkit's id and time come out of them, the rest is
+        # the envelope's. A name given twice keeps its last value.
+        own = {name: hv.decode() if isinstance(hv, bytes) else (hv or "") for name, hv in headers or ()}
+        message_id = own.pop(ID_HEADER, None)
+        occurred = own.pop(TIME_HEADER, None)
         parsed = _split_value(raw) if message_id is not None else None
         event_name, payload = parsed if parsed is not None else _parse_value(raw)
-        if occurred is not None:
-            at = datetime.fromisoformat(occurred)
-        else:
-            at = datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
+        at = parse_time(occurred) if occurred is not None else datetime.fromtimestamp(max(timestamp_ms, 0) / 1000, UTC)
         envelope = Envelope(
-            id=message_id or derived_id(topic, partition, offset),
-            name=event_name,
-            payload=payload,
-            key=key.decode() if key is not None else None,
-            occurred_at=at,
-            headers=own,
+            message_id or derived_id(topic, partition, offset),
+            event_name,
+            payload,
+            key.decode() if key is not None else None,
+            at,
+            own,
         )
     except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
         error = f"undecodable Kafka record: {exc}"
         return Delivery(None, attempt=attempt, token=token, raw=raw, error=error, revoked=revoked)
-    return Delivery(envelope, attempt=attempt, token=token, revoked=revoked)
+    return Delivery(envelope, attempt, token, None, None, revoked)

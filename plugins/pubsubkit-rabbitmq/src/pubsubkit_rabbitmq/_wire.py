@@ -24,7 +24,7 @@ from typing import Any
 
 import pika
 
-from pubsubkit.envelope import Envelope, Header, new_id, utcnow
+from pubsubkit.envelope import Envelope, Header, new_id, parse_time, time_fields, utcnow
 from pubsubkit.transport import DeadLetter
 
 __all__ = [
@@ -64,14 +64,15 @@ def properties_of(env: Envelope) -> pika.BasicProperties:
     """The AMQP properties (and headers) that carry ``env`` besides its body."""
     headers: dict[str, Any] = dict(env.headers)
     headers[EVENT_NAME] = env.name
-    headers[OCCURRED_AT] = env.occurred_at.isoformat()
+    text, ts = time_fields(env.occurred_at)
+    headers[OCCURRED_AT] = text
     if env.key is not None:
         headers[KEY] = env.key
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=PERSISTENT,
         message_id=env.id,
-        timestamp=int(env.occurred_at.timestamp()),
+        timestamp=int(ts),
         correlation_id=env.headers.get(Header.CORRELATION_ID),
         headers=headers,
     )
@@ -125,7 +126,7 @@ def envelope_of(routing_key: str, props: pika.BasicProperties, body: bytes, miss
         text = _text(occurred)
         if text is None:
             raise ValueError(f"header {OCCURRED_AT} is not a time: {occurred!r}")
-        occurred_at = datetime.fromisoformat(text)
+        occurred_at = parse_time(text)
         if occurred_at.tzinfo is None:
             raise ValueError(f"header {OCCURRED_AT} has no time zone: {text!r}")
         occurred_at = occurred_at.astimezone(UTC)

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from pubsubkit.envelope import Envelope, Header
+from pubsubkit.envelope import Envelope, Header, parse_time, time_fields
 
 __all__ = [
     "ATTR_EVENT_NAME",
@@ -58,7 +58,7 @@ def encode_attributes(env: Envelope, base64_body: bool = False) -> dict[str, dic
     attrs = {
         ATTR_EVENT_NAME: _string(env.name),
         ATTR_ID: _string(env.id),
-        ATTR_TIME: _string(env.occurred_at.isoformat()),
+        ATTR_TIME: _string(time_fields(env.occurred_at)[0]),
     }
     if env.key:  # SQS refuses empty attribute values
         attrs[ATTR_KEY] = _string(env.key)
@@ -106,7 +106,7 @@ def decode(message: Mapping[str, Any]) -> Envelope:
         headers.setdefault(Header.CORRELATION_ID, correlation)
     when = attribute(attrs, ATTR_TIME)
     if when is not None:
-        occurred_at = datetime.fromisoformat(when)
+        occurred_at = parse_time(when)
         if occurred_at.tzinfo is None:
             occurred_at = occurred_at.replace(tzinfo=UTC)
     else:

@@ -51,11 +51,12 @@ class SqliteConsumer(Consumer):
                 r[0]: r[1:]
                 for r in c.execute("SELECT seq, owner, lease_until, attempts, done FROM pk_claims WHERE grp = ?", (g,))
             }
+            # Read row by row: the scan stops once enough are taken, without fetching the rest of the window.
             rows = c.execute(
                 "SELECT seq, id, name, key, occurred_at, headers, payload FROM pk_messages"
                 " WHERE seq > ? ORDER BY seq LIMIT ?",
                 (committed, max_messages * 4 + len(claims) + 64),
-            ).fetchall()
+            )
             blocked: set[str] = set()
             out: list[Delivery] = []
             updates = []
@@ -80,6 +81,7 @@ class SqliteConsumer(Consumer):
                     out.append(Delivery(None, attempt=attempts, token=seq, raw=bytes(row[6]), error=str(exc)))
                 if len(out) >= max_messages:
                     break
+            rows.close()
             if updates:
                 c.executemany(
                     "INSERT OR REPLACE INTO pk_claims(grp, seq, owner, lease_until, attempts, done)"

@@ -9,13 +9,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 
 from pubsubkit.backends.sqlite.options import SqliteOptions
-from pubsubkit.envelope import Envelope
+from pubsubkit.envelope import Envelope, parse_time, time_fields
 from pubsubkit.errors import Closed, ConfigError, ConnectionLost
 from pubsubkit.retry import Backoff, retry_call
 
@@ -152,7 +151,7 @@ def env_row(env: Envelope) -> tuple[str, str, str | None, str, bytes, bytes]:
         env.id,
         env.name,
         env.key,
-        env.occurred_at.isoformat(),
+        time_fields(env.occurred_at)[0],
         orjson.dumps(dict(env.headers)),
         env.payload,
     )
@@ -166,6 +165,6 @@ def row_env(row: Sequence[Any]) -> Envelope:
         name=name,
         payload=bytes(payload),
         key=key,
-        occurred_at=datetime.fromisoformat(occurred_at),
+        occurred_at=parse_time(occurred_at),
         headers=orjson.loads(headers),
     )
