@@ -355,3 +355,115 @@ def test_handler_middleware_wraps_an_async_handler_until_its_coroutine_finished(
         broker.close()
     assert seen[:3] == ["before 1", "body 1", "after 1"]
     assert seen[3:] == ["before 2", "body 2", "raised ValueError 2", "after 2"] * FAST.attempts
+
+
+def test_served_listener_leaves_the_loops_default_executor_to_the_application() -> None:
+    """Served from a loop whose default executor has one thread, with a sync handler middleware (each async
+    handler's call goes through a thread) and handlers that await ``asyncio.to_thread``: the listener's own
+    work takes none of the application's threads, so the handlers, ``wait_ready`` and the async emitter's
+    close all get theirs (they waited for ever when the listener ran in that executor)."""
+    import concurrent.futures
+
+    from prometheus_client import CollectorRegistry
+
+    from pubsubkit.plugin import get_plugin_manager, hookimpl
+
+    class Passing:
+        @hookimpl
+        def pubsubkit_handler_middleware(self, group: str) -> Any:
+            return lambda call_next: call_next
+
+    async def main() -> int:
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(1))
+        pm = get_plugin_manager(metrics_registry=CollectorRegistry())
+        pm.register(Passing(), name="passing")
+        broker = pubsubkit.open_broker(f"memory://exec-{pubsubkit.new_id()}", pm=pm)
+        gate, got = threading.Event(), []
+        try:
+            listener = broker.listener("g", poll_interval=0.02, concurrency=4)
+
+            @listener.on(Ping)
+            async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+                await asyncio.to_thread(gate.wait, 10)
+                got.append(event.n)
+
+            serving = asyncio.create_task(listener.serve())
+            assert await asyncio.to_thread(listener.wait_ready, 10)
+            emitter = broker.async_emitter()
+            await emitter.emit_many([(Ping(n=i), f"k{i}") for i in range(20)])
+            await emitter.aclose()
+            gate.set()
+            for _ in range(200):
+                if len(got) == 20:
+                    break
+                await asyncio.sleep(0.05)
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
+        finally:
+            gate.set()
+            broker.close()
+        return len(got)
+
+    assert asyncio.run(asyncio.wait_for(main(), 30)) == 20
+
+
+def test_handler_middleware_with_an_awaiting_form_runs_around_the_coroutine_on_the_loop() -> None:
+    """A wrapper carrying ``awaiting`` (an async form of itself) wraps an async handler on its loop, in the
+    handler's task, without a thread."""
+    from prometheus_client import CollectorRegistry
+
+    from pubsubkit.plugin import get_plugin_manager, hookimpl
+
+    seen: list[tuple[str, int, bool]] = []
+
+    class Both:
+        @hookimpl
+        def pubsubkit_handler_middleware(self, group: str) -> Any:
+            def wrap(call_next: Any) -> Any:
+                def call(handler: Any, event: Any, msg: Any) -> Any:
+                    seen.append(("sync", event.n, False))
+                    return call_next(handler, event, msg)
+
+                return call
+
+            def wrap_awaiting(call_next: Any) -> Any:
+                async def call(handler: Any, event: Any, msg: Any) -> Any:
+                    on_loop = threading.current_thread() is loop_thread
+                    seen.append(("before", event.n, on_loop))
+                    try:
+                        return await call_next(handler, event, msg)
+                    finally:
+                        seen.append(("after", event.n, on_loop))
+
+                return call
+
+            wrap.awaiting = wrap_awaiting  # type: ignore[attr-defined]
+            return wrap
+
+    loop_thread: threading.Thread | None = None
+
+    async def main() -> None:
+        nonlocal loop_thread
+        loop_thread = threading.current_thread()
+        pm = get_plugin_manager(metrics_registry=CollectorRegistry())
+        pm.register(Both(), name="both")
+        broker = pubsubkit.open_broker(f"memory://aw-{pubsubkit.new_id()}", pm=pm)
+        try:
+            listener = broker.listener("g", poll_interval=0.02, concurrency=1)
+
+            @listener.on(Ping)
+            async def handle(event: Ping, msg: pubsubkit.Message) -> None:
+                await asyncio.sleep(0.001)
+                seen.append(("body", event.n, threading.current_thread() is loop_thread))
+
+            async with listener:
+                await asyncio.to_thread(broker.emitter().emit_many, [Ping(n=1), Ping(n=2)])
+                for _ in range(200):
+                    if listener.handled == 2:
+                        break
+                    await asyncio.sleep(0.02)
+        finally:
+            broker.close()
+
+    asyncio.run(main())
+    assert seen == [(step, n, True) for n in (1, 2) for step in ("before", "body", "after")]

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from pubsubkit.coroutines import in_own_thread
 from pubsubkit.emitter import Emitter
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import Closed
@@ -61,11 +62,9 @@ class AsyncEmitter:
         return sent
 
     async def emit_many(self, events: Iterable[Any | tuple[Any, str | None]]) -> list[Envelope]:
-        """Publish many events (each an event or ``(event, key)``), confirmed together."""
-        envs = [
-            self.emitter.envelope(*item) if isinstance(item, tuple) else self.emitter.envelope(item) for item in events
-        ]
-        return await self.publish(envs)
+        """Publish many events (each an event or ``(event, key)``), confirmed together; their envelopes are made
+        together, as :meth:`Emitter.emit_many <pubsubkit.emitter.Emitter.emit_many>` makes them."""
+        return await self.publish(self.emitter.envelopes(events))
 
     async def publish(self, envelopes: Sequence[Envelope]) -> list[Envelope]:
         """Publish ready-made envelopes; returns them as sent (publish middleware may have added headers)."""
@@ -126,7 +125,7 @@ class AsyncEmitter:
             thread = self._thread
         if thread is not None:
             self._queue.put(None)
-            await asyncio.to_thread(thread.join)
+            await in_own_thread(thread.join, "pubsubkit-async-emitter-join")  # not the default executor's
 
     async def __aenter__(self) -> AsyncEmitter:
         return self

@@ -5,8 +5,10 @@ A listener whose handlers include a coroutine runs each lane as a task on the lo
 the listener hands each lane its share of a receive in one call (``call_soon_threadsafe``), and the lane
 awaits the pipeline's steps for one message after another, in order, so messages of one key stay in order
 and the message is settled only after its handlers finished, exactly as with thread lanes. What would block
-the loop runs in a worker thread: the inbox's reads and writes, sync handlers next to async ones, and the
-handler middleware of plugins (which is sync; the coroutine it wraps comes back to the loop). A retry's
+the loop runs in a worker thread of the lanes' own (:class:`~pubsubkit.coroutines.Offload`, one per lane, not the
+loop's default executor): the inbox's reads and writes, sync handlers next to async ones, batch handlers, and
+the handler middleware of plugins that has no ``awaiting`` form (the coroutine it wraps comes back to the loop);
+middleware with one (pubsubkit-otel's) runs around the coroutine on the loop. A retry's
 backoff is an ``asyncio.sleep`` that ends early when the listener stops or the delivery is revoked.
 """
 
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pubsubkit.batching import BatchRunner, Held
-from pubsubkit.coroutines import not_awaited
+from pubsubkit.coroutines import Offload, not_awaited
 from pubsubkit.envelope import Envelope
 from pubsubkit.errors import AlreadyProcessed
 from pubsubkit.handlers import Handler, HandlerTable
@@ -62,6 +64,7 @@ class AsyncLanes:
         self.loop = loop
         self.results = results
         self.abandon = abandon
+        self.offload = Offload(f"pubsubkit-{pipeline.group}", count)
         self._queues: list[asyncio.Queue[list[Any] | None]] = []
 
         async def start() -> None:
@@ -96,6 +99,7 @@ class AsyncLanes:
                 return
             except Exception:  # logged by the lane; its messages are released by the drain
                 continue
+        self.offload.close()
 
     async def _lane(self, q: asyncio.Queue[list[Any] | None]) -> None:
         table = self.table
@@ -128,7 +132,7 @@ class AsyncLanes:
 
     async def _process(self, work: Any) -> None:
         try:
-            settlement = await process(self.pipeline, work)
+            settlement = await process(self.pipeline, work, self.offload)
         except Exception:  # a bug here must not lose the message: give it back
             log.exception("listener %s: internal error", self.pipeline.group)
             settlement = RELEASE
@@ -143,20 +147,21 @@ class AsyncLanes:
             return  # released by the drain
         settlements: list[Settlement] = [RELEASE] * len(works)
         try:
-            settlements = await asyncio.to_thread(self.batches.process, spec, works)
+            settlements = await self.offload(self.batches.process, spec, works)
         except Exception:  # a bug here must not lose the messages: give them back
             log.exception("listener %s: internal error", self.pipeline.group)
         finally:
             self.results.put(list(zip(works, settlements, strict=True)))
 
 
-async def process(p: Pipeline, d: Delivery) -> Settlement:
-    """:meth:`Pipeline.process <pubsubkit.pipeline.Pipeline.process>` on an event loop, awaiting the handlers."""
+async def process(p: Pipeline, d: Delivery, offload: Offload) -> Settlement:
+    """:meth:`Pipeline.process <pubsubkit.pipeline.Pipeline.process>` on an event loop, awaiting the handlers;
+    what blocks runs in ``offload``'s threads."""
     routed = p.route(d)
     if isinstance(routed, Settlement):
         return routed
     env, handlers = routed
-    if p.store is not None and await asyncio.to_thread(p.store.inbox_contains, p.group, env.id):
+    if p.store is not None and await offload(p.store.inbox_contains, p.group, env.id):
         return p.duplicate(d, env)
     event = p.decode(d, env)
     if isinstance(event, Settlement):
@@ -165,7 +170,7 @@ async def process(p: Pipeline, d: Delivery) -> Settlement:
     while True:
         start = time.monotonic()
         try:
-            duplicate = await _run_handlers(p, handlers, event, env, attempt)
+            duplicate = await _run_handlers(p, handlers, event, env, attempt, offload)
         except Exception as exc:
             verdict = p.failed(d, env, exc, attempt, time.monotonic() - start)
             if verdict is not None:
@@ -177,25 +182,29 @@ async def process(p: Pipeline, d: Delivery) -> Settlement:
         return p.succeeded(env, duplicate, attempt, time.monotonic() - start)
 
 
-async def _run_handlers(p: Pipeline, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int) -> bool:
+async def _run_handlers(
+    p: Pipeline, handlers: Sequence[Handler], event: Any, env: Envelope, attempt: int, offload: Offload
+) -> bool:
     """Run each handler not yet recorded in the inbox; ``True`` if another delivery did all the work."""
     store = p.store
     count = len(handlers)
     for i, fn in enumerate(handlers):
         record = inbox_id(env.id, i, count)
-        if store is not None and i < count - 1 and await asyncio.to_thread(store.inbox_contains, p.group, record):
+        if store is not None and i < count - 1 and await offload(store.inbox_contains, p.group, record):
             continue  # done by an earlier attempt
         msg = Message(env, p.group, attempt, store, record)
         try:
             coroutine_fn = getattr(fn, "__pubsubkit_async__", None)
-            if p.call is not None:  # middleware is sync: in a thread, from which the coroutine comes back here
-                await asyncio.to_thread(p.call, fn, event, msg)
+            if coroutine_fn is not None and p.acall is not None:  # every middleware has its awaiting form
+                await p.acall(fn, event, msg)
+            elif p.call is not None:  # sync middleware: in a thread, from which the coroutine comes back here
+                await offload(p.call, fn, event, msg)
             elif coroutine_fn is not None:
                 await coroutine_fn(event, msg)
             else:
-                await asyncio.to_thread(_call_sync, fn, event, msg)
+                await offload(_call_sync, fn, event, msg)
             if store is not None and not msg.recorded:
-                await asyncio.to_thread(store.commit, [MarkProcessed(p.group, record)])
+                await offload(store.commit, [MarkProcessed(p.group, record)])
         except AlreadyProcessed:
             if i == count - 1:
                 return True

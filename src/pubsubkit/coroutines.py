@@ -11,15 +11,66 @@ a coroutine never awaited.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
+import contextvars
 import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from pubsubkit.errors import ConfigError
 
-__all__ = ["CoroutineRunner", "is_async_handler", "refuse_unrunnable"]
+__all__ = ["CoroutineRunner", "Offload", "in_own_thread", "is_async_handler", "refuse_unrunnable"]
+
+T = TypeVar("T")
+
+
+class Offload:
+    """Blocking calls awaited from an event loop, in ``workers`` threads of their own.
+
+    Not the loop's default executor (``asyncio.to_thread``): the application awaits that one too, and a handler
+    waiting in one of its threads for a coroutine that itself awaits ``to_thread`` would wait for a thread
+    that never comes once the pool is full. Each call runs in a copy of the caller's context, as with
+    ``to_thread``.
+    """
+
+    def __init__(self, name: str, workers: int) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max(1, workers), thread_name_prefix=name)
+
+    async def __call__(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` in one of the threads; the caller's task awaits its result."""
+        ctx = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(ctx.run, fn, *args))
+
+    def close(self) -> None:
+        """Take no more calls; the threads end once the calls they run return."""
+        self._pool.shutdown(wait=False)
+
+
+async def in_own_thread(fn: Callable[[], T], name: str) -> T:
+    """Await ``fn()`` run in a new thread called ``name`` (for calls that last as long as a listener, which
+    must not hold a thread of the loop's default executor for that long; see :class:`Offload`)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, failed: bool) -> None:
+        if not future.done():
+            future.set_exception(result) if failed else future.set_result(result)
+
+    def run() -> None:
+        result: Any
+        try:
+            result, failed = ctx.run(fn), False
+        except BaseException as exc:  # handed to the awaiting task, which re-raises it
+            result, failed = exc, True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody awaits any more
+            loop.call_soon_threadsafe(settle, result, failed)
+
+    ctx = contextvars.copy_context()
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await future
 
 
 def _target(fn: object) -> object:

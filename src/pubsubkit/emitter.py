@@ -61,9 +61,14 @@ class Emitter:
     def emit_many(self, events: Iterable[Any | tuple[Any, str | None]]) -> list[Envelope]:
         """Publish many events (each an event or ``(event, key)``) as one pipelined, confirmed batch.
 
-        Their envelopes are made together (:meth:`Codec.envelopes`): one time, ids drawn in order."""
+        Their envelopes are made together (:meth:`envelopes`): one time, ids drawn in order."""
+        return self.publish(self.envelopes(events))
+
+    def envelopes(self, events: Iterable[Any | tuple[Any, str | None]]) -> list[Envelope]:
+        """New envelopes of ``events`` (each an event or ``(event, key)``) with the emitter's headers, made together
+        (:meth:`Codec.envelopes`): the clock is read once and the ids are drawn in order."""
         pairs = [(item[0], item[1]) if isinstance(item, tuple) else (item, None) for item in events]
-        return self.publish(self.codec.envelopes(pairs, self.headers))
+        return self.codec.envelopes(pairs, self.headers)
 
     def publish(self, envelopes: Sequence[Envelope], *, retry_for: float | None = None) -> list[Envelope]:
         """Publish ready-made envelopes, retrying within ``retry_for`` seconds (default: the emitter's; 0: try

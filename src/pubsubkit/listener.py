@@ -231,8 +231,10 @@ class Listener:
         :meth:`close` called on it would wait for handlers that cannot run)."""
         import asyncio  # here: asyncio is loaded only by those who use it
 
+        from pubsubkit.coroutines import in_own_thread
+
         self._table.runner.bind(asyncio.get_running_loop())  # async handlers run on the application's loop
-        task = asyncio.ensure_future(asyncio.to_thread(self.run))
+        task = asyncio.ensure_future(in_own_thread(self.run, f"pubsubkit-listener-{self.group}"))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -250,9 +252,9 @@ class Listener:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        import asyncio
+        from pubsubkit.coroutines import in_own_thread
 
-        await asyncio.to_thread(self.close)
+        await in_own_thread(self.close, f"pubsubkit-listener-{self.group}-close")
 
     def run(self, *, handle_signals: bool = False) -> None:
         """Receive and handle until :meth:`stop` (or SIGTERM / SIGINT with ``handle_signals``), then drain."""

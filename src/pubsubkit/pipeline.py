@@ -26,7 +26,7 @@ from pubsubkit.envelope import Envelope
 from pubsubkit.errors import AlreadyProcessed, DecodeError
 from pubsubkit.handlers import Handler, HandlerTable
 from pubsubkit.message import Message, inbox_id
-from pubsubkit.plugin.observers import Observers, Outcome, call_handler
+from pubsubkit.plugin.observers import Observers, Outcome
 from pubsubkit.retry import RetryPolicy
 from pubsubkit.store import MarkProcessed, Store
 from pubsubkit.transport import DeadLetter, Delivery
@@ -83,8 +83,8 @@ class Pipeline:
         self.observers = observers
         self.stop = stop
         self.store = store
-        chain = observers.handler_chain(group)
-        self.call = None if chain is call_handler else chain  # without middleware, the handler is called directly
+        # Without middleware (None), the handler is called directly; ``acall`` runs async handlers on the loop.
+        self.call, self.acall = observers.handler_chains(group)
         self.handled = 0  # messages whose handlers all ran to completion here
         self._skipped_names: set[str] = set()
         self._lock = threading.Lock()

@@ -183,6 +183,35 @@ def test_an_async_handler_continues_the_trace_in_what_it_emits(
     assert shipped.parent.span_id == process.context.span_id
 
 
+def test_an_async_handlers_span_is_current_in_its_coroutine_and_records_its_failure(
+    backends: tuple[pubsubkit.Broker, pubsubkit.Store], spans: InMemorySpanExporter
+) -> None:
+    """The span of an ``async def`` handler is opened around its coroutine on the loop (the middleware's
+    awaiting form), so the coroutine sees it as the current span, and what it raises is recorded on it."""
+    from pubsubkit.plugin import Observers
+
+    broker, _ = backends
+    _, awaiting = Observers(broker.pm).handler_chains("async-current")
+    assert awaiting is not None, "the otel middleware has no awaiting form: async handlers would hop threads"
+    fast = pubsubkit.RetryPolicy(attempts=2, initial=0.001, multiplier=1.0, max_delay=0.001, jitter=0.0)
+    listener = broker.listener("async-current", poll_interval=0.02, retry=fast)
+    current: list[int] = []
+
+    @listener.on(Ordered)
+    async def check(event: Ordered, msg: pubsubkit.Message) -> None:
+        current.append(trace.get_current_span().get_span_context().span_id)
+        if event.n == 7:
+            raise ValueError("seven")
+
+    broker.emitter().emit(Ordered(7))
+    run_until(spans, ["dead_letter otelOrdered"], listener)
+    attempts = by_name(spans)["process otelOrdered"]
+    assert len(attempts) == 2
+    assert current == [s.context.span_id for s in attempts]
+    assert all(s.status.status_code is StatusCode.ERROR for s in attempts)
+    assert all(s.events[0].name == "exception" for s in attempts)
+
+
 def test_the_plugin_can_be_disabled(urls: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PUBSUBKIT_DISABLE_PLUGINS", "otel")
     pm = pubsubkit.get_plugin_manager(metrics_registry=CollectorRegistry())

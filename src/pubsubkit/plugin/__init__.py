@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from pubsubkit.plugin.manager import Backends as Backends
     from pubsubkit.plugin.manager import get_plugin_manager as get_plugin_manager
     from pubsubkit.plugin.observers import NO_OBSERVERS as NO_OBSERVERS
+    from pubsubkit.plugin.observers import AsyncHandlerCall as AsyncHandlerCall
     from pubsubkit.plugin.observers import HandlerCall as HandlerCall
     from pubsubkit.plugin.observers import HandlerMiddleware as HandlerMiddleware
     from pubsubkit.plugin.observers import Observers as Observers
@@ -89,6 +90,7 @@ _LAZY: dict[str, str] = {
     "Backends": "pubsubkit.plugin.manager",
     "get_plugin_manager": "pubsubkit.plugin.manager",
     "NO_OBSERVERS": "pubsubkit.plugin.observers",
+    "AsyncHandlerCall": "pubsubkit.plugin.observers",
     "HandlerCall": "pubsubkit.plugin.observers",
     "HandlerMiddleware": "pubsubkit.plugin.observers",
     "Observers": "pubsubkit.plugin.observers",

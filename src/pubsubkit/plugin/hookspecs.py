@@ -95,6 +95,10 @@ def pubsubkit_handler_middleware(group: str) -> HandlerMiddleware | None:
     every event the handler emits through ``msg.unit_of_work()`` or ``msg.reply_headers()``. A wrapper that
     raises fails the attempt as a handler would. The first plugin registered is the outermost wrapper.
 
+    A wrapper may carry an attribute ``awaiting``: its own form for ``async def`` handlers, which takes and
+    returns ``async`` calls of the same signature. When every plugin's wrapper has one, async handlers run
+    through those on the listener's loop, in the handler's task, without crossing to a thread and back.
+
     :param group: the listener's consumer group.
     """
 

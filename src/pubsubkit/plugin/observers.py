@@ -12,7 +12,7 @@ import contextlib
 import enum
 import functools
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pubsubkit.coroutines import not_awaited
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_OBSERVERS",
+    "AsyncHandlerCall",
     "HandlerCall",
     "HandlerMiddleware",
     "Observers",
@@ -36,8 +37,12 @@ __all__ = [
 
 #: ``call(handler, event, msg)``: runs one handler (and whatever wraps it) and returns what it returned.
 HandlerCall = Callable[[Callable[[Any, "Message"], object], Any, "Message"], object]
-#: A handler middleware: takes the next :data:`HandlerCall` of the chain, returns the one replacing it.
+#: A handler middleware: takes the next :data:`HandlerCall` of the chain, returns the one replacing it. It may
+#: carry an attribute ``awaiting``: the same middleware for ``async def`` handlers, taking and returning an
+#: :data:`AsyncHandlerCall` (see :func:`~pubsubkit.plugin.hookspecs.pubsubkit_handler_middleware`).
 HandlerMiddleware = Callable[[HandlerCall], HandlerCall]
+#: ``await call(handler, event, msg)``: runs one ``async def`` handler (and whatever wraps it) on the loop.
+AsyncHandlerCall = Callable[[Callable[[Any, "Message"], object], Any, "Message"], Awaitable[object]]
 #: ``publish(envelopes)``: publishes a batch (through whatever wraps it) and returns the envelopes as sent.
 PublishCall = Callable[[Sequence["Envelope"]], Sequence["Envelope"]]
 #: A publish middleware: takes the next :data:`PublishCall` of the chain, returns the one replacing it.
@@ -67,6 +72,11 @@ def call_handler(handler: Callable[[Any, Message], object], event: Any, msg: Mes
     if result is not None and inspect.isawaitable(result):
         raise not_awaited(handler, result)
     return result
+
+
+async def await_handler(handler: Callable[[Any, Message], object], event: Any, msg: Message) -> object:
+    """The innermost :data:`AsyncHandlerCall`: awaits the coroutine of an ``async def`` handler."""
+    return await handler.__pubsubkit_async__(event, msg)  # type: ignore[attr-defined]
 
 
 class Observers:
@@ -99,13 +109,24 @@ class Observers:
 
     # --- middleware -------------------------------------------------------------------------------------
 
-    def handler_chain(self, group: str) -> HandlerCall:
-        """The :data:`HandlerCall` a listener of ``group`` runs each handler through, built now, once."""
+    def handler_chains(self, group: str) -> tuple[HandlerCall | None, AsyncHandlerCall | None]:
+        """The chains a listener of ``group`` runs each handler through, built now, once: ``(sync, async)``.
+
+        ``(None, None)`` without handler middleware (the handler is called directly). The async chain, for
+        ``async def`` handlers on the loop, exists only when every wrapper has its ``awaiting`` form; without
+        it, an async handler's call goes through the sync chain in a thread.
+        """
         wrappers: list[HandlerMiddleware] = []
         if self._handler_mw is not None:
             wrappers = [w for w in self._handler_mw(group=group) if w is not None]
+        if not wrappers:
+            return None, None
         chain: HandlerCall = _compose(call_handler, wrappers)
-        return chain
+        awaiting = [a for a in (getattr(w, "awaiting", None) for w in wrappers) if a is not None]
+        if len(awaiting) < len(wrappers):
+            return chain, None
+        achain: AsyncHandlerCall = _compose(await_handler, awaiting)
+        return chain, achain
 
     def publish_chain(self, publish: PublishCall, url: str) -> PublishCall:
         """``publish`` wrapped in the publish middleware of the plugins (for an emitter of ``url``)."""

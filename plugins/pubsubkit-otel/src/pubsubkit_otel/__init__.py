@@ -136,23 +136,40 @@ def pubsubkit_publish_middleware(url: str) -> Callable[[Any], Any]:
 def pubsubkit_handler_middleware(group: str) -> Callable[[Any], Any]:
     def wrap(call_next: Callable[..., Any]) -> Callable[..., Any]:
         def traced(handler: Any, event: Any, msg: Any) -> Any:
-            env: Envelope = msg.envelope
-            name = getattr(handler, "__name__", None) or type(handler).__name__
-            with _consumer_span(env, group, msg.attempt, name) as span:
-                carrier: dict[str, str] = {}
-                propagate.inject(carrier)
-                msg.reply_headers_extra.update(carrier)  # what the handler emits continues this trace
-                try:
-                    return call_next(handler, event, msg)
-                except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                    span.add_event("handler failed", {"pubsubkit.attempt": msg.attempt})
-                    raise
+            with _handling(group, handler, msg):
+                return call_next(handler, event, msg)
 
         return traced
 
+    def wrap_awaiting(call_next: Callable[..., Any]) -> Callable[..., Any]:
+        """The same for ``async def`` handlers: the span is current in the handler's task, on its loop."""
+
+        async def traced(handler: Any, event: Any, msg: Any) -> Any:
+            with _handling(group, handler, msg):
+                return await call_next(handler, event, msg)
+
+        return traced
+
+    wrap.awaiting = wrap_awaiting  # type: ignore[attr-defined]
     return wrap
+
+
+@contextlib.contextmanager
+def _handling(group: str, handler: Any, msg: Any) -> Iterator[None]:
+    """The CONSUMER span of one handler attempt, current meanwhile; what the handler emits continues it."""
+    env: Envelope = msg.envelope
+    name = getattr(handler, "__name__", None) or type(handler).__name__
+    with _consumer_span(env, group, msg.attempt, name) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        msg.reply_headers_extra.update(carrier)  # what the handler emits continues this trace
+        try:
+            yield
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            span.add_event("handler failed", {"pubsubkit.attempt": msg.attempt})
+            raise
 
 
 @contextlib.contextmanager
