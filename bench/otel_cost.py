@@ -43,19 +43,20 @@ def _round(url: str, n: int, disabled: bool) -> tuple[float, float]:
         for i in range(0, n, 100):
             emitter.emit_many([Traced(j) for j in range(i, min(n, i + 100))])
         emit = (time.perf_counter() - start) / n
-        done, count = threading.Event(), [0]
+        done, count, first = threading.Event(), [0], [0.0]
 
         def handle(event: Any, msg: Any) -> None:
+            if count[0] == 0:
+                first[0] = time.perf_counter()  # the group's join is not the plugin's cost
             count[0] += 1
             if count[0] >= n:
                 done.set()
 
         listener = broker.listener(f"bench-{pubsubkit.new_id()}", poll_interval=0.05, lag_interval=0)
         listener.add_handler(Traced, handle)
-        start = time.perf_counter()
         listener.start()
         done.wait(300)
-        consume = (time.perf_counter() - start) / n
+        consume = (time.perf_counter() - first[0]) / max(1, count[0] - 1)
         listener.close()
         return emit, consume
     finally:

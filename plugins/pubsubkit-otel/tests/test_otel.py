@@ -216,3 +216,55 @@ def test_the_plugin_can_be_disabled(urls: tuple[str, str], monkeypatch: pytest.M
     monkeypatch.setenv("PUBSUBKIT_DISABLE_PLUGINS", "otel")
     pm = pubsubkit.get_plugin_manager(metrics_registry=CollectorRegistry())
     assert pm.get_plugin("otel") is None
+
+
+NO_PROVIDER = """
+import attrs, pubsubkit
+from prometheus_client import CollectorRegistry
+
+@pubsubkit.event("otelPlain")
+@attrs.frozen
+class Plain:
+    n: int
+
+pm = pubsubkit.get_plugin_manager(metrics_registry=CollectorRegistry())
+assert pm.get_plugin("otel") is not None
+broker = pubsubkit.open_broker("memory://no-provider", pm=pm)
+listener = broker.listener("g", poll_interval=0.02, concurrency=1)  # in order
+seen = []
+from opentelemetry import trace
+
+def handle(e, m):
+    current = format(trace.get_current_span().get_span_context().trace_id, "032x")
+    seen.append((dict(m.envelope.headers), dict(m.reply_headers()), current))
+
+listener.add_handler(Plain, handle)
+upstream = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+emitter = broker.emitter()
+emitter.publish([emitter.envelope(Plain(1), headers={"traceparent": upstream})])
+emitter.emit(Plain(2))
+listener.start()
+pubsubkit.testing.wait_until(lambda: len(seen) == 2, 10, "both handled")
+listener.close()
+broker.close()
+assert seen[0][0]["traceparent"] == upstream, seen[0]
+assert seen[0][1]["traceparent"] == upstream, seen[0]  # what the handler emits continues the upstream trace
+assert seen[0][2] == upstream.split("-")[1], seen[0]  # and it is the current context meanwhile
+assert "traceparent" not in seen[1][0] and "traceparent" not in seen[1][1], seen[1]
+assert seen[1][2] == "0" * 32, seen[1]
+print("ok")
+"""
+
+
+def test_without_a_tracer_provider_messages_keep_their_own_trace_context() -> None:
+    """No tracer provider set (a fresh process): the plugin makes no spans, and what it passes on is what the
+    API's no-op spans would: a message sent with an upstream ``traceparent`` carries it unchanged, its handler
+    runs in that context and replies in it; one sent outside any trace carries none."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import pubsubkit.testing\n" + NO_PROVIDER], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -15,7 +15,8 @@ Names and attributes follow the OpenTelemetry messaging semantic conventions (``
 ``messaging.destination.name``, ``messaging.operation.type`` and ``.name``, ``messaging.message.id``,
 ``messaging.consumer.group.name``), with ``pubsubkit.event.name``, ``pubsubkit.attempt`` and
 ``pubsubkit.handler``. Spans go to the global tracer provider: configure one (``OTEL_*`` variables and
-:func:`configure_from_environment`, or the SDK in code); without one, the API's no-op spans cost little.
+:func:`configure_from_environment`, or the SDK in code); without one, it makes no spans and only passes a
+message's trace context on.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def trace_headers() -> dict[str, str]:
     return carrier
 
 
+def _recording() -> bool:
+    """Whether a tracer provider is set (not the API's no-op one). Without one, a producer span would be a
+    non-recording copy of the envelope's own context: the message would carry the same ``traceparent``."""
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def _context_of(headers: Mapping[str, str]) -> context.Context:
     return propagate.extract(headers)
 
@@ -90,6 +97,8 @@ def pubsubkit_publish_middleware(url: str) -> Callable[[Any], Any]:
 
     def wrap(publish_next: Callable[[Sequence[Envelope]], Sequence[Envelope]]) -> Callable[..., Any]:
         def traced(envelopes: Sequence[Envelope]) -> Sequence[Envelope]:
+            if not _recording():  # no spans to make, and the headers would come out as they are
+                return publish_next(envelopes)
             tracer = _tracer()
             spans: list[Span] = []
             sent: list[Envelope] = []
@@ -158,6 +167,10 @@ def pubsubkit_handler_middleware(group: str) -> Callable[[Any], Any]:
 def _handling(group: str, handler: Any, msg: Any) -> Iterator[None]:
     """The CONSUMER span of one handler attempt, current meanwhile; what the handler emits continues it."""
     env: Envelope = msg.envelope
+    if not _recording():  # the no-op span would be the message's own context: pass that on, and no more
+        with _passed_on(env, msg):
+            yield
+        return
     name = getattr(handler, "__name__", None) or type(handler).__name__
     with _consumer_span(env, group, msg.attempt, name) as span:
         carrier: dict[str, str] = {}
@@ -170,6 +183,24 @@ def _handling(group: str, handler: Any, msg: Any) -> Iterator[None]:
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
             span.add_event("handler failed", {"pubsubkit.attempt": msg.attempt})
             raise
+
+
+@contextlib.contextmanager
+def _passed_on(env: Envelope, msg: Any) -> Iterator[None]:
+    """Without a tracer provider: the message's trace context (if it has one) current while the handler runs
+    and on what it emits, as the non-recording span the API would make carries it."""
+    if Header.TRACEPARENT not in env.headers:
+        yield
+        return
+    ctx = _context_of(env.headers)
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier, context=ctx)
+    msg.reply_headers_extra.update(carrier)
+    token = context.attach(ctx)
+    try:
+        yield
+    finally:
+        context.detach(token)
 
 
 @contextlib.contextmanager
