@@ -278,6 +278,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        "disabled_plugins": os.environ.get("PUBSUBKIT_DISABLE_PLUGINS", ""),
     }
     try:
         import psutil

@@ -127,6 +127,8 @@ def section(docs: list[dict[str, Any]]) -> str:
         "",
         "Versions: " + ", ".join(f"{d} {_version(d)}" for d in VERSIONS) + f"; RabbitMQ server {_rabbitmq_version()}.",
         "",
+        f"Plugins disabled: {m.get('disabled_plugins') or 'none'}.",
+        "",
         "![throughput per broker and client](img/throughput.png)",
         "",
     ]

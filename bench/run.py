@@ -10,6 +10,7 @@ installed is recorded as skipped.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -195,6 +196,10 @@ NEEDED = ("matplotlib", "psutil", "confluent_kafka", "pika", "boto3", "faststrea
 INSTALL = ".venv/bin/uv pip install --python .venv/bin/python --group bench"
 
 
+#: The optional plugin left out of the figures unless --with-tracing: what it costs is bench/otel_cost.py's.
+TRACING_PLUGIN = "otel"
+
+
 def missing() -> list[str]:
     """The modules of the ``bench`` dependency group that cannot be imported."""
     import importlib.util
@@ -208,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, for trying things out")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--no-docs", action="store_true", help="with all: do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--with-tracing", action="store_true", help=f"keep the tracing plugin ({TRACING_PLUGIN}) on, if installed"
+    )
     args = parser.parse_args(argv)
     if absent := missing():
         print(f"bench: missing {', '.join(absent)}: install the bench group first:\n  {INSTALL}", file=sys.stderr)
@@ -217,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
 
         report.regenerate(args.out)
         return 0
+    if not args.with_tracing:  # as if pubsubkit-otel were not installed (bench/otel_cost.py measures it)
+        disabled = {n.strip() for n in os.environ.get("PUBSUBKIT_DISABLE_PLUGINS", "").split(",") if n.strip()}
+        os.environ["PUBSUBKIT_DISABLE_PLUGINS"] = ",".join(sorted(disabled | {TRACING_PLUGIN}))  # services too
+        progress(f"the tracing plugin ({TRACING_PLUGIN}) is disabled: --with-tracing keeps it")
     names = SCENARIOS if args.scenario == "all" else (args.scenario,)
     started = time.monotonic()
     for name in names:
