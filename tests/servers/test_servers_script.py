@@ -230,12 +230,15 @@ def test_dynamodb_transactions_lose_no_update_under_concurrent_failures() -> Non
 
     refused = {"TableName": table, "Key": {"id": {"S": "a"}}, "ConditionExpression": "attribute_not_exists(id)"}
     errors: list[BaseException] = []
+    # once, before the threads: botocore makes its exception classes on first access, unlocked, and threads
+    # racing there get different classes, so that one thread's pytest.raises misses the exception raised
+    cancelled = client.exceptions.TransactionCanceledException
 
     def work() -> None:
         try:
             for _ in range(30):
                 client.transact_write_items(TransactItems=[inc("a"), inc("b")])
-                with pytest.raises(client.exceptions.TransactionCanceledException):
+                with pytest.raises(cancelled):
                     client.transact_write_items(TransactItems=[inc("c"), {"ConditionCheck": refused}])
         except BaseException as e:  # reported by the main thread
             errors.append(e)

@@ -56,7 +56,11 @@ class Aws:
             read_timeout=self.options.wait + 15,
             max_pool_connections=64,
         )
-        return session.client(service, region_name=region, endpoint_url=self.options.endpoint_url, config=config)
+        client = session.client(service, region_name=region, endpoint_url=self.options.endpoint_url, config=config)
+        # botocore makes the exception classes on first access, unlocked: two threads there at once would get
+        # two sets of classes, and an ``except client.exceptions.X`` of one would miss the other's X
+        client.exceptions  # noqa: B018
+        return client
 
     @property
     def sqs(self) -> Any:
