@@ -234,6 +234,27 @@ def rebuild(
     ledger = Ledger(store, BookingMetrics(CollectorRegistry()))
     group = f"{GROUP}-rebuild-{pubsubkit.new_id()}"
     result = RebuildResult(group)
+    result.before = _prepare(ledger, source, progress)
+    watch = _read_history(broker, store, ledger, group, idle=idle, wait=wait, progress=progress)
+    result.read = watch.received
+    result.applied = watch.outcomes["ok"]
+    result.skipped = watch.outcomes["skipped"]
+    result.duplicates = watch.outcomes["duplicate"]
+    result.failed = watch.outcomes["failed"]
+    result.bookings, result.orphans = recompute_seats(ledger)
+    result.after = _counts(ledger)
+    result.seconds = time.monotonic() - started
+    progress(
+        f"done in {result.seconds:.1f}s: {result.read} read, {result.applied} applied, {result.skipped} skipped"
+        f" (no handler), {result.duplicates} duplicates, {result.failed} failed; copy: {result.after[0]} events,"
+        f" {result.after[1]} locations; seats recomputed from {result.bookings} bookings"
+    )
+    return result
+
+
+def _prepare(ledger: Ledger, source: pubsubkit.Store | None, progress: Callable[[str], None]) -> tuple[int, int]:
+    """Copy ``source``'s bookings into ``ledger``'s store (when given), wipe the copy; the copy's counts before."""
+    store = ledger.store
     if source is not None:
         pending = source.outbox_count()
         if pending:
@@ -242,19 +263,35 @@ def rebuild(
                 " service on that store until they are published (pubsubkit_outbox_pending in its /metrics falls to"
                 " 0), stop it, then rebuild"
             )
-        result.before = _counts(Ledger(source, BookingMetrics(CollectorRegistry())))
+        before = _counts(Ledger(source, BookingMetrics(CollectorRegistry())))
         copied = _copy_bookings(source, ledger)
         progress(f"copied {copied} bookings into {redact(store.url)}")
     else:
-        result.before = _counts(ledger)
+        before = _counts(ledger)
     wiped = _wipe(ledger.events) + _wipe(ledger.locations)
     progress(
-        f"the copy had {result.before[0]} events and {result.before[1]} locations; {wiped} documents of it"
+        f"the copy had {before[0]} events and {before[1]} locations; {wiped} documents of it"
         f" wiped in {redact(store.url)}"
     )
+    return before
 
+
+def _read_history(
+    broker: pubsubkit.Broker,
+    store: pubsubkit.Store,
+    ledger: Ledger,
+    group: str,
+    *,
+    idle: float,
+    wait: float,
+    progress: Callable[[str], None],
+) -> _Watch:
+    """Project ``broker``'s history into ``ledger`` with a new consumer group; what was seen, once it is read."""
+    pm = broker.pm
+    if pm is None:  # rebuild checks this before it changes anything
+        raise pubsubkit.ConfigError("rebuild needs a broker opened with pubsubkit.open_broker (it has no plugins)")
     watch = _Watch(group)
-    broker.pm.register(watch)
+    pm.register(watch)
     listener = broker.listener(group, store=store, poll_interval=0.1, history=True)
     try:
         Projector(ledger).subscribe(listener)
@@ -281,19 +318,6 @@ def rebuild(
                 break
     finally:
         listener.close()
-        broker.pm.unregister(watch)
+        pm.unregister(watch)
         _forget(broker, group)
-    result.read = watch.received
-    result.applied = watch.outcomes["ok"]
-    result.skipped = watch.outcomes["skipped"]
-    result.duplicates = watch.outcomes["duplicate"]
-    result.failed = watch.outcomes["failed"]
-    result.bookings, result.orphans = recompute_seats(ledger)
-    result.after = _counts(ledger)
-    result.seconds = time.monotonic() - started
-    progress(
-        f"done in {result.seconds:.1f}s: {result.read} read, {result.applied} applied, {result.skipped} skipped"
-        f" (no handler), {result.duplicates} duplicates, {result.failed} failed; copy: {result.after[0]} events,"
-        f" {result.after[1]} locations; seats recomputed from {result.bookings} bookings"
-    )
-    return result
+    return watch
