@@ -46,6 +46,10 @@ REVOKE_GRACE = 2.0
 REVOKE_WAIT = 10.0
 #: On close, how long leaving the group may take before the consumer goes on without waiting for it.
 CLOSE_WAIT = 20.0
+#: Records keep_alive takes while the listener is full before it pauses the partitions. A pause throws away what
+#: librdkafka fetched ahead (refetched on resume, which took 0.2 to 0.9 s after a full second), so the short full
+#: windows of a busy listener do not pause; one that stays full (about 20 polls a second, one record each) does.
+KEEP_ALIVE_BUFFER = 100
 
 
 class Producing(Protocol):
@@ -236,20 +240,24 @@ class KafkaConsumer(Consumer):
     # --- receiving ---------------------------------------------------------------------------------------
 
     def keep_alive(self) -> None:
-        """Poll with every partition paused: rebalances go on while the listener is full, no record is taken."""
+        """Poll, so that rebalances go on while the listener is full; a record polled waits for the next receive.
+
+        Once :data:`KEEP_ALIVE_BUFFER` records wait, every partition is paused, and no more are taken.
+        """
         if self._closed or not self._subscribed:
             return
         try:
-            held = {tp.partition for tp in self._paused}
-            fresh = [tp for tp in self.c.assignment() if tp.partition not in held]  # new since a rebalance
-            if fresh:
-                self.c.pause(fresh)
-                self._paused += fresh
+            if len(self._buffer) >= KEEP_ALIVE_BUFFER:
+                held = {tp.partition for tp in self._paused}
+                fresh = [tp for tp in self.c.assignment() if tp.partition not in held]  # new since a rebalance
+                if fresh:
+                    self.c.pause(fresh)
+                    self._paused += fresh
             msg = self.c.poll(0)
         except KafkaException as exc:
             raise ConnectionLost(f"Kafka group {self.group}: {exc}") from exc
         if msg is not None:
-            self._buffer.append(msg)  # fetched before the pause: delivered by the next receive
+            self._buffer.append(msg)  # delivered by the next receive, before what it fetches
 
     def _resume(self) -> None:
         paused, self._paused = self._paused, []
