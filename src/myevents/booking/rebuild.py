@@ -235,7 +235,12 @@ def rebuild(
     group = f"{GROUP}-rebuild-{pubsubkit.new_id()}"
     result = RebuildResult(group)
     result.before = _prepare(ledger, source, progress)
-    watch = _read_history(broker, store, ledger, group, idle=idle, wait=wait, progress=progress)
+    watch = _Watch(group)
+    broker.pm.register(watch)
+    try:
+        _read_history(broker, store, ledger, watch, idle=idle, wait=wait, progress=progress)
+    finally:
+        broker.pm.unregister(watch)
     result.read = watch.received
     result.applied = watch.outcomes["ok"]
     result.skipped = watch.outcomes["skipped"]
@@ -280,18 +285,15 @@ def _read_history(
     broker: pubsubkit.Broker,
     store: pubsubkit.Store,
     ledger: Ledger,
-    group: str,
+    watch: _Watch,
     *,
     idle: float,
     wait: float,
     progress: Callable[[str], None],
-) -> _Watch:
-    """Project ``broker``'s history into ``ledger`` with a new consumer group; what was seen, once it is read."""
-    pm = broker.pm
-    if pm is None:  # rebuild checks this before it changes anything
-        raise pubsubkit.ConfigError("rebuild needs a broker opened with pubsubkit.open_broker (it has no plugins)")
-    watch = _Watch(group)
-    pm.register(watch)
+) -> None:
+    """Project ``broker``'s history into ``ledger`` with the new consumer group of ``watch`` (a plugin of the
+    broker, which counts what the group receives), until the history has been read."""
+    group = watch.group
     listener = broker.listener(group, store=store, poll_interval=0.1, history=True)
     try:
         Projector(ledger).subscribe(listener)
@@ -318,6 +320,4 @@ def _read_history(
                 break
     finally:
         listener.close()
-        pm.unregister(watch)
         _forget(broker, group)
-    return watch
