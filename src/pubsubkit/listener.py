@@ -268,6 +268,7 @@ class Listener:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             consumer = self._open(self._table.subscription)
+            consumer.set_window(self.max_in_flight)
             self._ready.set()
             if self.lag_interval > 0:
                 from pubsubkit.lag import LagMonitor

@@ -149,6 +149,12 @@ class Consumer(abc.ABC):
     def extend(self, deliveries: Sequence[Delivery], seconds: float) -> None:  # noqa: B027 - optional hook
         """Keep long-running deliveries owned (visibility timeout, lease); a no-op where not needed."""
 
+    def set_window(self, max_in_flight: int) -> None:  # noqa: B027 - optional hook
+        """Called by the listener once, after joining and before the first :meth:`receive`, with its
+        ``max_in_flight``. A consumer whose broker pushes messages ahead (a prefetch) takes no more than that at
+        a time and says so in :attr:`window`, so that the group's other members get the rest; the default does
+        nothing."""
+
     def keep_alive(self) -> None:  # noqa: B027 - optional hook
         """Called instead of :meth:`receive` while the listener has no room for more messages: serve the
         connection (a Kafka consumer's rebalance callbacks run only while it polls) without taking any."""

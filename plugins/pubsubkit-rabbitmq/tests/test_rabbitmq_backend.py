@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -205,3 +206,31 @@ def test_dead_letter_queue_is_readable_by_any_client(
     got.wait_for([env.id])
     listener.close(timeout=30)
     assert broker.transport.dead_letters(group) == []
+
+
+def test_a_member_takes_no_more_ahead_than_its_max_in_flight(
+    broker: pubsubkit.Broker, kit: EventKit, amqp_url: str
+) -> None:
+    """A listener's ``max_in_flight`` below ``prefetch`` bounds what the broker sends it ahead: the rest stay
+    in the group's queue, for a member that joins later."""
+    ping = kit.event_type()
+    group = kit.name("g")
+    gate, calls = threading.Event(), []
+    handled = Collector(effect=lambda event, msg: calls.append(msg) or gate.wait(60))
+    listener = broker.listener(group, max_in_flight=2, concurrency=1, poll_interval=0.05)
+    listener.add_handler(ping, handled)
+    listener.start()
+    try:
+        assert listener.wait_ready(30), "the listener did not join its group"
+        sent = broker.emitter().emit_many([ping(n=i) for i in range(20)])
+        wait_until(lambda: calls, 30, "the first message to be handled")
+        queue = broker.transport.settings.queue(group)  # type: ignore[attr-defined]
+        with raw_channel(amqp_url) as ch:
+            ready = lambda: ch.queue_declare(queue, passive=True).method.message_count  # noqa: E731
+            wait_until(lambda: ready() == 18, 30, lambda: f"18 messages ready in {queue} (now {ready()})", 0.1)
+            assert len(calls) == 1, "the handler was called again while it blocks (concurrency=1)"
+        gate.set()
+        handled.wait_for([e.id for e in sent])
+    finally:
+        gate.set()
+        listener.close(timeout=30)

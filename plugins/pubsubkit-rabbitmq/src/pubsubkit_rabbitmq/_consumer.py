@@ -2,10 +2,12 @@
 
 The listener runtime calls a consumer from one thread at a time, which is what pika's BlockingConnection
 needs. A group that is new, or was moved back, first reads the archive up to its seam
-(:mod:`~pubsubkit_rabbitmq._archive`), then its queue. The broker pushes up to ``prefetch`` messages ahead;
-:meth:`RabbitConsumer.receive` hands them out. After the connection dropped, the next call connects again,
-declares the topology again and resumes consuming; deliveries of the lost connection cannot be settled any
-more (the broker gives them back to the group by itself), so settling them is skipped.
+(:mod:`~pubsubkit_rabbitmq._archive`), then its queue. The broker pushes up to ``prefetch`` messages ahead, or
+the listener's ``max_in_flight`` if that is less, from the first :meth:`RabbitConsumer.receive` on, which hands
+them out: a member holds no more than it can take, and the group's other members get the rest. After the
+connection dropped, the next call connects again, declares the topology again and resumes consuming;
+deliveries of the lost connection cannot be settled any more (the broker gives them back to the group by
+itself), so settling them is skipped.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class RabbitConsumer(Consumer):
         self._bindings: Bindings | None = None
         self._rewind = False
         self._waiting = False  # another member reads the archive for the group
+        self._consuming = False  # whether this connection's consumer was started (at the first receive)
         self._registered = False
         self._checked = 0.0
         self.settings = settings
@@ -94,7 +97,6 @@ class RabbitConsumer(Consumer):
             if not self._registered:
                 register_group(channel, self.settings, self.group)
                 self._registered = True
-            channel.basic_qos(prefetch_count=self.settings.prefetch)
             self._generation += 1
             self._conn, self._channel, self._bindings = conn, channel, bindings
             self._start(catch)
@@ -107,15 +109,29 @@ class RabbitConsumer(Consumer):
                 raise
             raise translate(self.settings, exc, f"joining group {self.group}") from exc
 
+    def set_window(self, max_in_flight: int) -> None:
+        """Take no more than the listener's ``max_in_flight`` ahead (``prefetch`` is the most)."""
+        self.window = min(self.settings.prefetch, max_in_flight)
+
     def _start(self, catch: CatchUp | bool) -> None:
-        """Consume the group's queue, or first read the archive, or wait while another member reads it."""
+        """Get ready to consume the group's queue, or first read the archive, or wait while another member reads
+        it; :meth:`_consume` starts the consumer."""
         self._waiting = catch is True
         self._catch = catch if isinstance(catch, CatchUp) else None
         self._checked = time.monotonic()
+        self._consuming = False
         if self._catch is not None:
             self._catch.mark_seam()
+
+    def _consume(self) -> None:
+        """Start consuming, once per connection: the archive first when catching up, else the group's queue.
+        Not before the first receive, so that :meth:`set_window` decides how many the broker sends ahead."""
+        if self._consuming or self._waiting:
+            return
+        self._consuming = True
+        if self._catch is not None:
             self._consume_archive(self._catch)
-        elif not self._waiting:
+        else:
             self._consume_queues()
 
     def _consume_queues(self) -> None:
@@ -127,6 +143,7 @@ class RabbitConsumer(Consumer):
             )
 
         assert self._bindings is not None
+        self._channel.basic_qos(prefetch_count=self.window)  # applies to the consumers started after it
         for queue in self._bindings.queues:  # one channel: its delivery tags count across the queues
             self._channel.basic_consume(queue, on_message_callback=on_message, auto_ack=False)
 
@@ -151,7 +168,7 @@ class RabbitConsumer(Consumer):
         # cancelled, at the switch (pika nacks what a cancelled consumer had not dispatched yet).
         assert self._conn is not None
         ch = self._conn.channel()
-        ch.basic_qos(prefetch_count=self.settings.prefetch)
+        ch.basic_qos(prefetch_count=self.window)
         self._archive_ch = ch
         ch.basic_consume(
             self.settings.archive_queue,
@@ -166,6 +183,7 @@ class RabbitConsumer(Consumer):
             self._checked = time.monotonic()
             if not CatchUp.held(self._conn, self.settings, self.group):  # done, or its member went away
                 self._start(CatchUp.begin(self._conn, self.settings, self.group, self.history))
+                self._consume()
         catch = self._catch
         if catch is None:
             return
@@ -220,6 +238,7 @@ class RabbitConsumer(Consumer):
         assert conn is not None
         deadline = time.monotonic() + timeout
         try:
+            self._consume()
             conn.process_data_events(time_limit=0)
             while not self._buffer:
                 self._catch_up()

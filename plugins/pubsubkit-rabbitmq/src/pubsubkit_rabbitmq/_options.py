@@ -70,7 +70,8 @@ DEFAULT_HEARTBEAT = 15
 OPTIONS: Mapping[str, str] = {
     "exchange": "durable topic exchange events are published to (default events)",
     "queue_type": "quorum (default) or classic: the type of the queues of the consumer groups",
-    "prefetch": "unacknowledged messages the broker sends one consumer ahead (default 100)",
+    "prefetch": "unacknowledged messages the broker sends one consumer ahead (default 100; a listener's"
+    " max_in_flight if less)",
     "mandatory": "true (default): the broker returns a message no queue is bound for; false: drops it silently",
     "unroutable": "warn (default): a returned message is logged, the publish succeeds; fail: it raises Unroutable",
     "confirm_timeout": "seconds to wait for the broker's confirms of one publish (default 30)",
