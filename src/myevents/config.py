@@ -269,16 +269,38 @@ def load(
     file = read_file(path) if path else {}
     data = os.path.abspath(data_dir or env.get("MYEVENTS_DATA_DIR") or "data")
     tls = _tls(file, env, certfile, keyfile)
+    address = _address(service, file, env, bind, tls is not None)
+    process = _process(env, workers)
+    return Config(
+        service=service,
+        broker_url=_broker_url(file, env, data),
+        store_url=_store_url(service, file, env, data),
+        bind=address,
+        data_dir=data,
+        certfile=tls[0] if tls else None,
+        keyfile=tls[1] if tls else None,
+        **process,
+        **_ui(env, booking_url, ui_origins),
+        **_tokens(file, env),
+    )
+
+
+def _address(service: Service, file: Mapping[str, Any], env: Mapping[str, str], bind: str | None, tls: bool) -> str:
+    """Where the service listens: --bind, else the TLS endpoint of the file (with TLS), LISTEN_URL, the file's
+    endpoint, the service's default."""
     if bind is not None:
-        address = _bind(bind, "--bind")
-    elif tls is not None and file.get("restfulapi-tlsendpoint"):
-        address = _bind(file["restfulapi-tlsendpoint"], "config key restfulapi-tlsendpoint")
-    elif env.get("LISTEN_URL"):
-        address = _bind(env["LISTEN_URL"], "LISTEN_URL")
-    elif file.get("restfulapi_endpoint"):
-        address = _bind(file["restfulapi_endpoint"], "config key restfulapi_endpoint")
-    else:
-        address = DEFAULT_BINDS[service]
+        return _bind(bind, "--bind")
+    if tls and file.get("restfulapi-tlsendpoint"):
+        return _bind(file["restfulapi-tlsendpoint"], "config key restfulapi-tlsendpoint")
+    if env.get("LISTEN_URL"):
+        return _bind(env["LISTEN_URL"], "LISTEN_URL")
+    if file.get("restfulapi_endpoint"):
+        return _bind(file["restfulapi_endpoint"], "config key restfulapi_endpoint")
+    return DEFAULT_BINDS[service]
+
+
+def _process(env: Mapping[str, str], workers: int | None) -> dict[str, Any]:
+    """Workers, log level, shutdown delay, projector and readiness lag, each checked."""
     n = workers if workers is not None else _int(env, "MYEVENTS_WORKERS", 1)
     if n < 1:
         raise ConfigError(f"workers must be at least 1, got {n}")
@@ -297,22 +319,13 @@ def load(
     level = env.get("MYEVENTS_LOG_LEVEL", "info").lower()
     if level not in LOG_LEVELS:
         raise ConfigError(f"MYEVENTS_LOG_LEVEL: {level!r} is not one of {', '.join(LOG_LEVELS)}")
-    return Config(
-        service=service,
-        broker_url=_broker_url(file, env, data),
-        store_url=_store_url(service, file, env, data),
-        bind=address,
-        data_dir=data,
-        certfile=tls[0] if tls else None,
-        keyfile=tls[1] if tls else None,
-        workers=n,
-        log_level=level,
-        shutdown_delay=delay,
-        projector=projector,
-        ready_max_lag=int(max_lag) if max_lag is not None else None,
-        **_ui(env, booking_url, ui_origins),
-        **_tokens(file, env),
-    )
+    return {
+        "workers": n,
+        "log_level": level,
+        "shutdown_delay": delay,
+        "projector": projector,
+        "ready_max_lag": int(max_lag) if max_lag is not None else None,
+    }
 
 
 def _origin(value: str, source: str) -> str:

@@ -196,9 +196,20 @@ def _trim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pubsubkit`` command's parser: each subcommand sets ``fn``, which runs it."""
     p = argparse.ArgumentParser(prog="pubsubkit", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
+    _add_message_commands(sub)
+    _add_group_commands(sub)
 
+    from pubsubkit.cli_app import add_commands
+
+    add_commands(sub)
+    return p
+
+
+def _add_message_commands(sub: Any) -> None:
+    """backends, emit, tail, dlq."""
     s = sub.add_parser("backends", help="list installed backends, their URL schemes and capabilities")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.set_defaults(fn=_backends)
@@ -231,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(fn=_dlq)
 
+
+def _add_group_commands(sub: Any) -> None:
+    """groups, replay, trim."""
     s = sub.add_parser("groups", help="list a sqlite:// log's consumer groups and what each has not settled")
     s.add_argument("url", help="broker URL, e.g. sqlite:///data/bus.db")
     s.add_argument("--forget", nargs="+", metavar="GROUP", help="remove these groups, so they no longer hold the log")
@@ -255,11 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than", type=float, default=0.0, metavar="SECONDS", help="keep what is younger (default: 0, keep none)"
     )
     s.set_defaults(fn=_trim)
-
-    from pubsubkit.cli_app import add_commands
-
-    add_commands(sub)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
