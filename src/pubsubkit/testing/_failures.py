@@ -16,7 +16,7 @@ from pubsubkit.envelope import Envelope, new_id
 from pubsubkit.errors import FatalError
 from pubsubkit.listener import Message
 from pubsubkit.retry import RetryPolicy
-from pubsubkit.store import Store
+from pubsubkit.store import Collection, Store
 from pubsubkit.testing._base import Listeners, MessagingFixtures
 from pubsubkit.testing._delivery import assert_exactly, assert_same_envelope
 from pubsubkit.testing.helpers import Collector, EventKit, HookRecorder, Sizes, run_threads, wait_until
@@ -59,6 +59,42 @@ def stored_letters(broker: Broker, group: str, count: int) -> list[DeadLetter]:
         what=f"{count} stored dead letters in group {group}",
     )
     return broker.transport.dead_letters(group)
+
+
+def _each_handler_has_one_effect(
+    broker: Broker,
+    kit: EventKit,
+    listeners: Listeners,
+    recorder: HookRecorder,
+    store: Store,
+    effects: Collection[Effect],
+) -> None:
+    """Two handlers each writing through a unit of work, the second failing on the first attempt: the retry
+    runs only the second again, and each has one effect."""
+    group, pong = kit.name("g2"), kit.event_type("pong")
+
+    def writer(tag: str, fail_first: bool) -> Callable[[Any, Message], None]:
+        def handle(event: Any, msg: Message) -> None:
+            if fail_first and msg.attempt == 1:
+                raise Boom(f"{tag} fails once")
+            with msg.unit_of_work() as uow:
+                uow.insert(effects, Effect(f"{tag}-{new_id()}", msg.id, event.n))
+
+        return handle
+
+    listeners.start(broker, group, [(pong, writer("first", False)), (pong, writer("second", True))], store=store)
+    emitter = broker.emitter()
+    ids = [emitter.emit(pong(n=i), key=f"k{i % 2}").id for i in range(6)]
+    wait_until(
+        lambda: all(set(recorder.outcomes_of(group, i)) & {"ok", "duplicate", "failed"} for i in ids),
+        what="every message to be handled",
+    )
+    listeners.close_all()
+    for i in ids:
+        assert recorder.outcomes_of(group, i) == ["retry", "ok"]
+        tags = sorted(x.id.split("-")[0] for x in effects.find(message_id=i))
+        assert tags == ["first", "second"], f"{i}: effects {tags}, not one of each handler"
+        assert store.inbox_contains(group, i)
 
 
 class FailureCases(MessagingFixtures):
@@ -278,31 +314,7 @@ class FailureCases(MessagingFixtures):
         assert len(effects.find()) == len(envs)
         assert sorted(got.ids()) == sorted(e.id for e in envs)
 
-        # Two handlers each writing through a unit of work, the second failing on the first attempt: the retry
-        # runs only the second again, and each has one effect.
-        group2, pong = kit.name("g2"), kit.event_type("pong")
-
-        def writer(tag: str, fail_first: bool) -> Callable[[Any, Message], None]:
-            def handle(event: Any, msg: Message) -> None:
-                if fail_first and msg.attempt == 1:
-                    raise Boom(f"{tag} fails once")
-                with msg.unit_of_work() as uow:
-                    uow.insert(effects, Effect(f"{tag}-{new_id()}", msg.id, event.n))
-
-            return handle
-
-        listeners.start(broker, group2, [(pong, writer("first", False)), (pong, writer("second", True))], store=store)
-        ids = [emitter.emit(pong(n=i), key=f"k{i % 2}").id for i in range(6)]
-        wait_until(
-            lambda: all(set(recorder.outcomes_of(group2, i)) & {"ok", "duplicate", "failed"} for i in ids),
-            what="every message to be handled",
-        )
-        listeners.close_all()
-        for i in ids:
-            assert recorder.outcomes_of(group2, i) == ["retry", "ok"]
-            tags = sorted(x.id.split("-")[0] for x in effects.find(message_id=i))
-            assert tags == ["first", "second"], f"{i}: effects {tags}, not one of each handler"
-            assert store.inbox_contains(group2, i)
+        _each_handler_has_one_effect(broker, kit, listeners, recorder, store, effects)
 
     def test_23_metrics(
         self,

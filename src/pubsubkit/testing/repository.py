@@ -22,9 +22,10 @@ import pluggy
 import pytest
 from prometheus_client import CollectorRegistry
 
-from pubsubkit.api import open_broker, open_store
-from pubsubkit.envelope import new_id
+from pubsubkit.api import Broker, open_broker, open_store
+from pubsubkit.envelope import Envelope, new_id
 from pubsubkit.errors import AlreadyProcessed, ConditionFailed, DuplicateError, NotFound
+from pubsubkit.outbox import OutboxRelay
 from pubsubkit.plugin import get_plugin_manager
 from pubsubkit.store import Collection, Store
 from pubsubkit.testing._base import CommonFixtures, Listeners
@@ -65,6 +66,59 @@ def venue(**fields: Any) -> Venue:
     values: dict[str, Any] = {"id": new_id(), "name": "Halle ü", "opens_at": datetime(2026, 5, 1, 20, tzinfo=UTC)}
     values.update(fields)
     return Venue(**values)
+
+
+def _failed_units_change_nothing(
+    store: Store, venues: Collection[Venue], booked: type[Any], v: Venue, sent: list[Envelope]
+) -> None:
+    """A unit of work that fails on commit (a duplicate, a condition) or raises inside changes nothing."""
+
+    def nothing_changed() -> None:
+        assert [e.envelope for e in store.outbox_pending(100)] == sent
+        assert venues.find() == [v]
+
+    uow = store.unit_of_work()
+    uow.insert(venues, venue())
+    uow.emit(booked(n=-1), key="venue")
+    uow.insert(venues, v)
+    with pytest.raises(DuplicateError):
+        uow.commit()
+    nothing_changed()
+    uow = store.unit_of_work()
+    uow.emit(booked(n=-2), key="venue")
+    uow.update(venues, v.id, set={"name": "x"}, expect={"version": 99})
+    with pytest.raises(ConditionFailed):
+        uow.commit()
+    nothing_changed()
+
+    def crash_inside() -> None:
+        with store.unit_of_work() as uow:
+            uow.insert(venues, venue())
+            uow.emit(booked(n=-3), key="venue")
+            raise Crash
+
+    with pytest.raises(Crash):
+        crash_inside()
+    nothing_changed()
+
+
+def _relay_what_is_pending(
+    broker: Broker, store: Store, metrics_registry: CollectorRegistry, got: Collector, sent: list[Envelope]
+) -> OutboxRelay:
+    """A relay of ``store`` publishes its outbox (two at a time), with its metrics; returns the relay."""
+    relay = broker.relay(store, batch_size=2)
+
+    def sample(name: str) -> float | None:
+        return metrics_registry.get_sample_value(name)
+
+    assert relay.relay_once() == 2
+    assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (2, len(sent) - 2)
+    relay.drain()
+    got.wait_for(e.id for e in sent)
+    assert store.outbox_count() == 0
+    assert relay.relay_once() == 0
+    assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (len(sent), 0)
+    return relay
 
 
 class RepositorySuite(CommonFixtures):
@@ -265,34 +319,7 @@ class RepositorySuite(CommonFixtures):
         assert venues.get(v.id) == v
         pending = store.outbox_pending(100)
         assert [e.envelope for e in pending] == sent
-
-        def nothing_changed() -> None:
-            assert [e.envelope for e in store.outbox_pending(100)] == sent
-            assert venues.find() == [v]
-
-        uow = store.unit_of_work()
-        uow.insert(venues, venue())
-        uow.emit(booked(n=-1), key="venue")
-        uow.insert(venues, v)
-        with pytest.raises(DuplicateError):
-            uow.commit()
-        nothing_changed()
-        uow = store.unit_of_work()
-        uow.emit(booked(n=-2), key="venue")
-        uow.update(venues, v.id, set={"name": "x"}, expect={"version": 99})
-        with pytest.raises(ConditionFailed):
-            uow.commit()
-        nothing_changed()
-
-        def crash_inside() -> None:
-            with store.unit_of_work() as uow:
-                uow.insert(venues, venue())
-                uow.emit(booked(n=-3), key="venue")
-                raise Crash
-
-        with pytest.raises(Crash):
-            crash_inside()
-        nothing_changed()
+        _failed_units_change_nothing(store, venues, booked, v, sent)
 
         for round_ in range(3):
             with store.unit_of_work() as uow:
@@ -307,19 +334,7 @@ class RepositorySuite(CommonFixtures):
         try:
             got = Collector()
             listeners.start(broker, kit.name("g"), [(booked, got)])
-            relay = broker.relay(reopened, batch_size=2)
-
-            def sample(name: str) -> float | None:
-                return metrics_registry.get_sample_value(name)
-
-            assert relay.relay_once() == 2
-            assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (2, len(sent) - 2)
-            relay.drain()
-            got.wait_for(e.id for e in sent)
-            assert reopened.outbox_count() == 0
-            assert relay.relay_once() == 0
-            assert (sample("pubsubkit_outbox_relayed_total"), sample("pubsubkit_outbox_pending")) == (len(sent), 0)
-
+            relay = _relay_what_is_pending(broker, reopened, metrics_registry, got, sent)
             relay.start()  # a running relay is woken by commits
             with reopened.unit_of_work() as uow:
                 uow.update(reopened.collection(venues.name, Venue), v.id, inc={"capacity": 1})
