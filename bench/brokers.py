@@ -139,14 +139,7 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_o
             raise TimeoutError("the listener did not join its group")
         # A second group handles the same events with a batch handler, once the first has consumed them.
         batches = None if rounds_of else BatchCounter(n)
-        if batches is not None:
-            batch_listener = broker.listener(
-                run_name("batch"), poll_interval=0.05, max_in_flight=BATCH_MAX * 2, batch_size=BATCH_MAX, concurrency=2
-            )
-            batch_listener.add_batch_handler([Ticket], batches, max_size=BATCH_MAX, max_wait=0.05)
-            batch_listener.start()
-            if not batch_listener.wait_ready(timeout):
-                raise TimeoutError("the batch listener did not join its group")
+        batch_listener = None if batches is None else _batch_listener(broker, batches, timeout)
         broker.emitter().emit(WarmUp())  # the producer's start is not throughput: the raw clients warm up too
         emit_s = consume_s = 0.0
         deadline = time.monotonic() + timeout
@@ -167,7 +160,7 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_o
         if counter.count < n:
             raise TimeoutError(f"consumed {counter.count} of {n} in {timeout:.0f} s")
         rows.append(rate_row(SCENARIO, backend, "pubsubkit", "consume ack-after", counter.count, consume_s))
-        if batches is not None:
+        if batches is not None and batch_listener is not None:
             batches.gate.set()
             batches.done.wait(timeout)
             batch_listener.close()
@@ -175,17 +168,32 @@ def pubsubkit_roundtrip(backend: str, url: str, n: int, timeout: float, rounds_o
                 raise TimeoutError(f"batch handler consumed {batches.count} of {n} in {timeout:.0f} s")
             seconds = batches.last - batches.first
             rows.append(rate_row(SCENARIO, backend, "pubsubkit", f"consume batch handler {BATCH_MAX}", n, seconds))
-        one = max(50, n // 20)
-        rows.append(
-            rate_row(SCENARIO, backend, "pubsubkit", "emit one confirmed", one, pubsubkit_emit_one(broker, one))
-        )
-        # The raw clients' best is one pipelined run confirmed at its end: the same with one emit_many call.
-        rows.append(
-            rate_row(SCENARIO, backend, "pubsubkit", "emit all in one call confirmed", n, pubsubkit_emit(broker, n, n))
-        )
+        rows += _emit_rows(broker, backend, n)
     finally:
         broker.close()
     return rows
+
+
+def _batch_listener(broker: pubsubkit.Broker, batches: BatchCounter, timeout: float) -> pubsubkit.Listener:
+    """A started listener of a second group whose batch handler counts the same events."""
+    listener = broker.listener(
+        run_name("batch"), poll_interval=0.05, max_in_flight=BATCH_MAX * 2, batch_size=BATCH_MAX, concurrency=2
+    )
+    listener.add_batch_handler([Ticket], batches, max_size=BATCH_MAX, max_wait=0.05)
+    listener.start()
+    if not listener.wait_ready(timeout):
+        raise TimeoutError("the batch listener did not join its group")
+    return listener
+
+
+def _emit_rows(broker: pubsubkit.Broker, backend: str, n: int) -> list[Row]:
+    """One event per confirmed emit, and all ``n`` in one emit_many call."""
+    one = max(50, n // 20)
+    return [
+        rate_row(SCENARIO, backend, "pubsubkit", "emit one confirmed", one, pubsubkit_emit_one(broker, one)),
+        # The raw clients' best is one pipelined run confirmed at its end: the same with one emit_many call.
+        rate_row(SCENARIO, backend, "pubsubkit", "emit all in one call confirmed", n, pubsubkit_emit(broker, n, n)),
+    ]
 
 
 def pubsubkit_rows(backend: str, url: str | None, reason: str | None, n: int, timeout: float) -> list[Row]:
@@ -234,7 +242,7 @@ def kafka_create_topic(topic: str, partitions: int = 4) -> None:
 
 def kafka_raw(n: int, timeout: float) -> list[Row]:
     """confluent-kafka: idempotent acks=all produce + flush, then consume committing once per batch."""
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
 
     from bench.common import kafka_bootstrap
 
@@ -280,6 +288,16 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
     if failed:
         raise RuntimeError(f"{len(failed)} deliveries failed: {failed[0]}")
     rows.append(rate_row(SCENARIO, "kafka", "raw", f"emit acks=all, flush per {BATCH}", n, seconds))
+    rows.append(_kafka_raw_consume(topic, n, timeout))
+    kafka_delete_topic(topic)
+    return rows
+
+
+def _kafka_raw_consume(topic: str, n: int, timeout: float) -> Row:
+    """confluent-kafka: a new group reads ``topic`` from its start, committing once per batch."""
+    from confluent_kafka import Consumer
+
+    from bench.common import kafka_bootstrap
 
     consumer = Consumer(
         {
@@ -306,11 +324,9 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
         consumer.commit(asynchronous=False)
         last = time.perf_counter()
     consumer.close()
-    kafka_delete_topic(topic)
     if got < n:
         raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s (was the server restarted?)")
-    rows.append(rate_row(SCENARIO, "kafka", "raw", "consume commit per batch", got, max(1e-9, last - first)))
-    return rows
+    return rate_row(SCENARIO, "kafka", "raw", "consume commit per batch", got, max(1e-9, last - first))
 
 
 # --- raw pika --------------------------------------------------------------------------------------------------
@@ -325,6 +341,30 @@ def rabbit_declare(channel: Any, exchange: str, queue: str) -> None:
     channel.exchange_declare(exchange, exchange_type="topic", durable=True)
     channel.queue_declare(queue, durable=True, arguments=QUEUE_ARGS)
     channel.queue_bind(queue, exchange, routing_key="#")
+
+
+def _rabbit_raw_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
+    """pika: consume ``n`` messages of ``queue`` with a prefetch of 100, acknowledging each."""
+    consumer = conn.channel()
+    consumer.basic_qos(prefetch_count=100)
+    state = {"got": 0, "first": 0.0, "last": 0.0}
+
+    def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
+        state["got"] += 1
+        c.basic_ack(method.delivery_tag)
+        state["last"] = time.perf_counter()
+        if state["got"] >= n:
+            c.stop_consuming()
+
+    state["first"] = time.perf_counter()
+    consumer.basic_consume(queue, on_message, auto_ack=False)
+    timer = conn.call_later(timeout, consumer.stop_consuming)
+    consumer.start_consuming()
+    conn.remove_timeout(timer)
+    got = int(state["got"])
+    if got < n:
+        raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s")
+    return rate_row(SCENARIO, "rabbitmq", "raw", "consume manual ack prefetch 100", got, state["last"] - state["first"])
 
 
 def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
@@ -361,30 +401,7 @@ def rabbit_raw(n_sync: int, n: int, timeout: float) -> list[Row]:
             rate_row(SCENARIO, "rabbitmq", "raw", "emit persistent unconfirmed", n, time.perf_counter() - start)
         )
 
-        consumer = conn.channel()
-        consumer.basic_qos(prefetch_count=100)
-        state = {"got": 0, "first": 0.0, "last": 0.0}
-
-        def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
-            state["got"] += 1
-            c.basic_ack(method.delivery_tag)
-            state["last"] = time.perf_counter()
-            if state["got"] >= n:
-                c.stop_consuming()
-
-        state["first"] = time.perf_counter()
-        consumer.basic_consume(queue, on_message, auto_ack=False)
-        timer = conn.call_later(timeout, consumer.stop_consuming)
-        consumer.start_consuming()
-        conn.remove_timeout(timer)
-        got = int(state["got"])
-        if got < n:
-            raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s")
-        rows.append(
-            rate_row(
-                SCENARIO, "rabbitmq", "raw", "consume manual ack prefetch 100", got, state["last"] - state["first"]
-            )
-        )
+        rows.append(_rabbit_raw_consume(conn, queue, n, timeout))
         ch.exchange_delete(exchange)
         ch.queue_delete(queue)
     finally:

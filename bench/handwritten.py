@@ -90,7 +90,7 @@ def _kafka_emit(producer: Any, topic: str, events: list[Ticket], flush_every: in
 def kafka_handwritten(n: int, timeout: float) -> list[Row]:
     """Idempotent acks=all producer (confirmed per 100, and all at once), then a consumer decoding each record
     and committing synchronously after each handled batch."""
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
 
     from bench.common import kafka_bootstrap
 
@@ -122,6 +122,17 @@ def kafka_handwritten(n: int, timeout: float) -> list[Row]:
         ),
     ]
     kafka_delete_topic(other)
+    rows.append(_kafka_consume(topic, n, timeout))
+    kafka_delete_topic(topic)
+    return rows
+
+
+def _kafka_consume(topic: str, n: int, timeout: float) -> Row:
+    """A new group reads ``topic`` from its start, decoding each record and committing after each batch."""
+    from confluent_kafka import Consumer
+
+    from bench.common import kafka_bootstrap
+
     consumer = Consumer(
         {
             "bootstrap.servers": kafka_bootstrap(),
@@ -152,14 +163,38 @@ def kafka_handwritten(n: int, timeout: float) -> list[Row]:
         consumer.commit(asynchronous=False)
         last = time.perf_counter()
     consumer.close()
-    kafka_delete_topic(topic)
     if handle.count < n:
         raise TimeoutError(f"consumed {handle.count} of {n} in {timeout:.0f} s")
-    rows.append(rate_row(SCENARIO, "kafka", CLIENT, "consume decode, commit per batch", got, max(1e-9, last - first)))
-    return rows
+    return rate_row(SCENARIO, "kafka", CLIENT, "consume decode, commit per batch", got, max(1e-9, last - first))
 
 
 # --- RabbitMQ --------------------------------------------------------------------------------------------------
+
+
+def _rabbit_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
+    """A manual-ack consumer of ``queue`` decoding each message, prefetch 100."""
+    consumer = conn.channel()
+    consumer.basic_qos(prefetch_count=100)
+    handle = Handled()
+    state = {"first": 0.0, "last": 0.0}
+
+    def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
+        if properties.type == "benchTicket":
+            handle(from_wire(data))
+        c.basic_ack(method.delivery_tag)
+        state["last"] = time.perf_counter()
+        if handle.count >= n:
+            c.stop_consuming()
+
+    state["first"] = time.perf_counter()
+    consumer.basic_consume(queue, on_message, auto_ack=False)
+    timer = conn.call_later(timeout, consumer.stop_consuming)
+    consumer.start_consuming()
+    conn.remove_timeout(timer)
+    if handle.count < n:
+        raise TimeoutError(f"consumed {handle.count} of {n} in {timeout:.0f} s")
+    seconds = state["last"] - state["first"]
+    return rate_row(SCENARIO, "rabbitmq", CLIENT, "consume decode, manual ack prefetch 100", n, seconds)
 
 
 def rabbit_handwritten(n_sync: int, n: int, timeout: float) -> list[Row]:
@@ -196,28 +231,7 @@ def rabbit_handwritten(n_sync: int, n: int, timeout: float) -> list[Row]:
             plain.basic_publish(exchange, f"k{i % 100}", to_wire(ticket(i)), props)
         plain.queue_declare(queue, durable=True, arguments=QUEUE_ARGS)
 
-        consumer = conn.channel()
-        consumer.basic_qos(prefetch_count=100)
-        handle = Handled()
-        state = {"first": 0.0, "last": 0.0}
-
-        def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
-            if properties.type == "benchTicket":
-                handle(from_wire(data))
-            c.basic_ack(method.delivery_tag)
-            state["last"] = time.perf_counter()
-            if handle.count >= n:
-                c.stop_consuming()
-
-        state["first"] = time.perf_counter()
-        consumer.basic_consume(queue, on_message, auto_ack=False)
-        timer = conn.call_later(timeout, consumer.stop_consuming)
-        consumer.start_consuming()
-        conn.remove_timeout(timer)
-        if handle.count < n:
-            raise TimeoutError(f"consumed {handle.count} of {n} in {timeout:.0f} s")
-        seconds = state["last"] - state["first"]
-        rows.append(rate_row(SCENARIO, "rabbitmq", CLIENT, "consume decode, manual ack prefetch 100", n, seconds))
+        rows.append(_rabbit_consume(conn, queue, n, timeout))
         ch.exchange_delete(exchange)
         ch.queue_delete(queue)
     finally:

@@ -130,7 +130,33 @@ def faststream_rows(backend: str, n: int, timeout: float) -> list[Row]:
     return guarded(SCENARIO, backend, "faststream", "all", lambda: asyncio.run(fn(n, timeout)))
 
 
+def _kombu_consume(conn: Any, q: Any, n: int, timeout: float) -> Row:
+    """Kombu: consume ``n`` messages of ``q``, acknowledging each after its callback, prefetch 100."""
+    state = {"got": 0, "first": 0.0, "last": 0.0}
+
+    def on_message(data: Any, message: Any) -> None:
+        now = time.perf_counter()
+        if state["got"] == 0:
+            state["first"] = now
+        state["got"] += 1
+        message.ack()
+        state["last"] = time.perf_counter()
+
+    with conn.Consumer([q], callbacks=[on_message], prefetch_count=100, accept=["json"]):
+        deadline = time.monotonic() + timeout
+        while state["got"] < n and time.monotonic() < deadline:
+            try:
+                conn.drain_events(timeout=1)
+            except TimeoutError:
+                continue
+    if state["got"] < n:
+        raise TimeoutError(f"consumed {state['got']} of {n} in {timeout:.0f} s")
+    got, seconds = int(state["got"]) - 1, state["last"] - state["first"]
+    return rate_row(SCENARIO, "rabbitmq", "kombu", "consume ack-after prefetch 100", got, seconds)
+
+
 def _kombu(n_sync: int, n: int, timeout: float) -> list[Row]:
+    """Kombu: persistent messages with publisher confirms, then a consumer acknowledging after its callback."""
     import kombu
     import pika
 
@@ -171,31 +197,7 @@ def _kombu(n_sync: int, n: int, timeout: float) -> list[Row]:
                     content_type="application/json",
                     content_encoding="utf-8",
                 )
-            state = {"got": 0, "first": 0.0, "last": 0.0}
-
-            def on_message(data: Any, message: Any) -> None:
-                now = time.perf_counter()
-                if state["got"] == 0:
-                    state["first"] = now
-                state["got"] += 1
-                message.ack()
-                state["last"] = time.perf_counter()
-
-            with conn.Consumer([q], callbacks=[on_message], prefetch_count=100, accept=["json"]):
-                deadline = time.monotonic() + timeout
-                while state["got"] < n and time.monotonic() < deadline:
-                    try:
-                        conn.drain_events(timeout=1)
-                    except TimeoutError:
-                        continue
-            if state["got"] < n:
-                raise TimeoutError(f"consumed {state['got']} of {n} in {timeout:.0f} s")
-            got = int(state["got"]) - 1
-            rows.append(
-                rate_row(
-                    SCENARIO, "rabbitmq", "kombu", "consume ack-after prefetch 100", got, state["last"] - state["first"]
-                )
-            )
+            rows.append(_kombu_consume(conn, q, n, timeout))
     finally:
         ch = pconn.channel()
         ch.queue_delete(queue)
