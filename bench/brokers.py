@@ -293,8 +293,9 @@ def kafka_raw(n: int, timeout: float) -> list[Row]:
     return rows
 
 
-def _kafka_raw_consume(topic: str, n: int, timeout: float) -> Row:
-    """confluent-kafka: a new group reads ``topic`` from its start, committing once per batch."""
+def kafka_group_consumer(topic: str, group: str) -> Any:
+    """A confluent-kafka consumer of a new group (``group`` and a run suffix) reading ``topic`` from its start,
+    committing only when told."""
     from confluent_kafka import Consumer
 
     from bench.common import kafka_bootstrap
@@ -302,7 +303,7 @@ def _kafka_raw_consume(topic: str, n: int, timeout: float) -> Row:
     consumer = Consumer(
         {
             "bootstrap.servers": kafka_bootstrap(),
-            "group.id": run_name("rawgroup"),
+            "group.id": run_name(group),
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "session.timeout.ms": 6000,
@@ -310,6 +311,12 @@ def _kafka_raw_consume(topic: str, n: int, timeout: float) -> Row:
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def _kafka_raw_consume(topic: str, n: int, timeout: float) -> Row:
+    """confluent-kafka: a new group reads ``topic`` from its start, committing once per batch."""
+    consumer = kafka_group_consumer(topic, "rawgroup")
     got, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
     while got < n and time.monotonic() < deadline:
@@ -343,10 +350,19 @@ def rabbit_declare(channel: Any, exchange: str, queue: str) -> None:
     channel.queue_bind(queue, exchange, routing_key="#")
 
 
-def _rabbit_raw_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
-    """pika: consume ``n`` messages of ``queue`` with a prefetch of 100, acknowledging each."""
+def rabbit_consume(conn: Any, queue: str, on_message: Any, timeout: float) -> None:
+    """pika: consume ``queue`` with a prefetch of 100 through ``on_message`` until it stops consuming, or for
+    ``timeout`` seconds at most."""
     consumer = conn.channel()
     consumer.basic_qos(prefetch_count=100)
+    consumer.basic_consume(queue, on_message, auto_ack=False)
+    timer = conn.call_later(timeout, consumer.stop_consuming)
+    consumer.start_consuming()
+    conn.remove_timeout(timer)
+
+
+def _rabbit_raw_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
+    """pika: consume ``n`` messages of ``queue`` with a prefetch of 100, acknowledging each."""
     state = {"got": 0, "first": 0.0, "last": 0.0}
 
     def on_message(c: Any, method: Any, properties: Any, data: bytes) -> None:
@@ -357,10 +373,7 @@ def _rabbit_raw_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
             c.stop_consuming()
 
     state["first"] = time.perf_counter()
-    consumer.basic_consume(queue, on_message, auto_ack=False)
-    timer = conn.call_later(timeout, consumer.stop_consuming)
-    consumer.start_consuming()
-    conn.remove_timeout(timer)
+    rabbit_consume(conn, queue, on_message, timeout)
     got = int(state["got"])
     if got < n:
         raise TimeoutError(f"consumed {got} of {n} in {timeout:.0f} s")

@@ -16,7 +16,16 @@ from typing import Any
 
 import orjson
 
-from bench.brokers import BATCH, QUEUE_ARGS, SCENARIO, kafka_create_topic, kafka_delete_topic, rabbit_declare
+from bench.brokers import (
+    BATCH,
+    QUEUE_ARGS,
+    SCENARIO,
+    kafka_create_topic,
+    kafka_delete_topic,
+    kafka_group_consumer,
+    rabbit_consume,
+    rabbit_declare,
+)
 from bench.common import Row, Ticket, guarded, progress, rate_row, run_name, ticket
 
 __all__ = ["CLIENT", "from_wire", "handwritten_rows", "to_wire"]
@@ -129,21 +138,7 @@ def kafka_handwritten(n: int, timeout: float) -> list[Row]:
 
 def _kafka_consume(topic: str, n: int, timeout: float) -> Row:
     """A new group reads ``topic`` from its start, decoding each record and committing after each batch."""
-    from confluent_kafka import Consumer
-
-    from bench.common import kafka_bootstrap
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": kafka_bootstrap(),
-            "group.id": run_name("handgroup"),
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
-    consumer.subscribe([topic])
+    consumer = kafka_group_consumer(topic, "handgroup")
     handle = Handled()
     got, first, last = 0, 0.0, 0.0
     deadline = time.monotonic() + timeout
@@ -173,8 +168,6 @@ def _kafka_consume(topic: str, n: int, timeout: float) -> Row:
 
 def _rabbit_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
     """A manual-ack consumer of ``queue`` decoding each message, prefetch 100."""
-    consumer = conn.channel()
-    consumer.basic_qos(prefetch_count=100)
     handle = Handled()
     state = {"first": 0.0, "last": 0.0}
 
@@ -187,10 +180,7 @@ def _rabbit_consume(conn: Any, queue: str, n: int, timeout: float) -> Row:
             c.stop_consuming()
 
     state["first"] = time.perf_counter()
-    consumer.basic_consume(queue, on_message, auto_ack=False)
-    timer = conn.call_later(timeout, consumer.stop_consuming)
-    consumer.start_consuming()
-    conn.remove_timeout(timer)
+    rabbit_consume(conn, queue, on_message, timeout)
     if handle.count < n:
         raise TimeoutError(f"consumed {handle.count} of {n} in {timeout:.0f} s")
     seconds = state["last"] - state["first"]
